@@ -1,0 +1,1 @@
+"""The `sigrl` command line: one thin Typer module per command over the library."""

@@ -1,0 +1,73 @@
+"""SVFR: semantic visual feature reconstruction, computed exactly in chunks over labels.
+
+SDA and VFR each build a [B, P, N, D] tensor (0.4 GB per image at ViT-B/16 with N = 1006), but
+both softmaxes run over the patch axis P, separately for every label. So every label's slice can be
+computed on its own, and the head is evaluated exactly one label chunk at a time:
+  pass 1 (SDA):  per chunk, M_c [B, n, D]; accumulate M^T H [B, D, D]
+  mixing:        Q = rownorm(relu(M^T H)); T = M Q; O = W1_t T + (W1_g Hg), the last term label-side
+  pass 2 (VFR):  per chunk, accumulate sum_c alpha' [B, P, D]; then R = F * that sum
+Peak memory is set by B * P * chunk * D instead of B * P * N * D.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_EPS = 1e-6
+
+
+def _chunks(n: int, size: int | None) -> list[slice]:
+    size = n if size is None else size
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _patch_attention(proj: nn.Linear, feats: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """alpha [B, P, n, D]: softmax over patches of proj(tanh(F[b,p] * q[b,c])).
+
+    queries is [n, D] (shared by the batch) or [B, n, D] (per image).
+    """
+    if queries.dim() == 2:
+        queries = queries.unsqueeze(0)
+    logits = proj(torch.tanh(feats.unsqueeze(2) * queries.unsqueeze(1)))  # [B, P, n, D]
+    return logits.softmax(dim=1)
+
+
+class SVFR(nn.Module):
+    """Semantic decoupling (SDA), label-to-channel mixing, fusion with GMC, and reconstruction (VFR)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.sda_proj = nn.Linear(dim, dim)  # W3
+        self.vfr_proj = nn.Linear(dim, dim)  # W3'
+        # W1: Linear(2D -> D, no bias) on [T ; Hg], kept as its two halves. Without a bias the Hg
+        # half is a per-label constant, computed once per label set on the text side.
+        self.fuse_visual = nn.Linear(dim, dim, bias=False)
+        self.fuse_label = nn.Linear(dim, dim, bias=False)
+
+    def label_context(self, hg: torch.Tensor) -> torch.Tensor:
+        """The label-side half of the fusion, W1_g Hg [N, D]."""
+        return self.fuse_label(hg)
+
+    def forward(
+        self, feats: torch.Tensor, h: torch.Tensor, context: torch.Tensor, label_chunk: int | None
+    ) -> torch.Tensor:
+        """Reconstructed patches R [B, P, D] from patches F [B, P, D], H [N, D] and W1_g Hg [N, D]."""
+        chunks = _chunks(h.shape[0], label_chunk)
+        decoupled = []  # M chunks, [B, n, D] each
+        mth = feats.new_zeros(feats.shape[0], feats.shape[2], h.shape[1])  # M^T H, [B, D, D]
+        for c in chunks:
+            alpha = _patch_attention(self.sda_proj, feats, h[c])  # [B, P, n, D]
+            m = torch.einsum("bpd,bpnd->bnd", feats, alpha)  # [B, n, D]
+            mth = mth + torch.einsum("bnd,ne->bde", m, h[c])
+            decoupled.append(m)
+        m = torch.cat(decoupled, dim=1)  # [B, N, D]
+        # The reference scales M^T H by Frobenius norms first; relu and row normalisation cancel
+        # any positive per-image scale, so it is dropped (and never couples images of a batch).
+        q = torch.relu(mth)
+        q = q / (q.sum(dim=-1, keepdim=True) + _EPS)  # [B, D, D], rows sum to 1
+        fused = self.fuse_visual(torch.bmm(m, q)) + context  # O [B, N, D]
+        weight = torch.zeros_like(feats)  # sum over labels of alpha', [B, P, D]
+        for c in chunks:
+            weight = weight + _patch_attention(self.vfr_proj, feats, fused[:, c]).sum(dim=2)
+        return feats * weight  # R [B, P, D]

@@ -1,0 +1,165 @@
+"""Image file -> uint8 [S, S, 3] model input, robust to whatever a folder of "images" holds.
+
+Steps, in order: open (header only) -> pixel-count check -> JPEG DCT-domain downscale (`draft`)
+-> load -> EXIF orientation -> RGB -> resize the shorter side -> center crop.
+
+The resize and crop follow torchvision's `Resize(int)` + `CenterCrop` on a PIL image (the
+preprocessing open_clip models are trained with), so tags match a plain torchvision pipeline.
+
+Transparent pixels are composited on white (BACKGROUND): transparent regions of icons and
+cut-outs are meant to be seen on a page, and white is what viewers show; black would invent dark
+borders the model would read as content.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from sigrl.config import PreprocessConfig
+
+BACKGROUND = (255, 255, 255)
+# Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS on its own; this default sits just under
+# that so our limit (with its clear reason) is the one users meet.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485 - 1
+
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+class DecodeError(Exception):
+    """One image could not be turned into a model input; `reason` is short and user-facing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The model input for one file: uint8 [S, S, 3], S = preprocess.image_size.
+
+    Raises DecodeError for anything wrong with the file. JPEGs much larger than needed are
+    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below resize_size on the shorter
+    side, which is what makes camera-size photos cheap.
+    """
+    return _decode(path, preprocess, max_pixels, use_draft=True)
+
+
+def decode_reference(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """`decode` without DCT-domain downscaling: the straightforward full decode, for checks."""
+    return _decode(path, preprocess, max_pixels, use_draft=False)
+
+
+def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int, use_draft: bool) -> np.ndarray:
+    with _open_file(path) as fp:
+        try:
+            im = Image.open(fp)
+        except UnidentifiedImageError:
+            raise DecodeError("not an image") from None
+        except Image.DecompressionBombError:
+            raise DecodeError(f"too many pixels (over Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS})") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DecodeError(f"corrupt image header: {err}") from None
+        with im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise DecodeError(f"too many pixels ({width} x {height} > {max_pixels})")
+            if width < 1 or height < 1:
+                raise DecodeError(f"empty image ({width} x {height})")
+            if use_draft and im.format == "JPEG":
+                _draft(im, preprocess.resize_size)
+            _load(im)
+            ImageOps.exif_transpose(im, in_place=True)
+            # Inside the `with`: to_rgb may return `im` itself, which closing would invalidate.
+            return resize_crop(to_rgb(im), preprocess)
+
+
+def _open_file(path: str | os.PathLike[str]):
+    try:
+        fp = open(path, "rb")
+    except FileNotFoundError:
+        raise DecodeError("broken symlink" if os.path.islink(path) else "no such file") from None
+    except PermissionError:
+        raise DecodeError("unreadable: permission denied") from None
+    except IsADirectoryError:
+        raise DecodeError("is a folder, not an image") from None
+    except OSError as err:
+        raise DecodeError(f"unreadable: {err.strerror or err}") from None
+    if os.fstat(fp.fileno()).st_size == 0:
+        fp.close()
+        raise DecodeError("zero-byte file")
+    return fp
+
+
+def _draft(im: ImageFile.ImageFile, resize_size: int) -> None:
+    # Ask for the smallest DCT scale whose result still has the shorter side >= resize_size, so
+    # the final bicubic resize always downsamples and quality matches a full decode closely.
+    width, height = im.size
+    scale = resize_size / min(width, height)
+    if scale < 0.5:
+        im.draft("RGB", (max(1, int(width * scale + 1)), max(1, int(height * scale + 1))))
+
+
+def _load(im: Image.Image) -> None:
+    try:
+        im.load()
+    except OSError as err:
+        message = str(err)
+        if "truncated" in message or "broken data stream" in message:
+            raise DecodeError("truncated image") from None
+        raise DecodeError(f"corrupt image: {message}") from None
+    except (SyntaxError, ValueError, EOFError) as err:
+        raise DecodeError(f"corrupt image: {err}") from None
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An RGB image whatever the mode: alpha composited on BACKGROUND, 16-bit scaled to 8-bit."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = im.convert("RGBA")
+        page = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(page, rgba).convert("RGB")
+    if mode in _SIXTEEN_BIT_MODES:
+        # Pillow's own I;16 -> RGB conversion clips at 255 instead of scaling: a 16-bit scan
+        # would come out almost white. Scale the full 16-bit range to 8 bits, rounding.
+        values = np.asarray(im).astype(np.float32)  # [H, W]
+        gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if mode == "F":
+        gray = np.clip(np.rint(np.asarray(im)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    # L, 1, CMYK (Pillow undoes Adobe's inverted CMYK while decoding), YCbCr, LAB, HSV, P.
+    return im.convert("RGB")
+
+
+def resize_crop(im: Image.Image, preprocess: PreprocessConfig) -> np.ndarray:
+    """Shorter side to resize_size, then the central image_size square: uint8 [S, S, 3]."""
+    width, height = im.size
+    size = preprocess.resize_size
+    # torchvision's rule: the shorter side becomes `size`, the longer is truncated, not rounded.
+    if width <= height:
+        new = (size, int(size * height / width))
+    else:
+        new = (int(size * width / height), size)
+    if new != (width, height):
+        im = im.resize(new, _RESAMPLE[preprocess.interpolation])
+    crop = preprocess.image_size
+    left = int(round((new[0] - crop) / 2.0))
+    top = int(round((new[1] - crop) / 2.0))
+    if (left, top, new[0], new[1]) != (0, 0, crop, crop):
+        im = im.crop((left, top, left + crop, top + crop))
+    out = np.asarray(im, dtype=np.uint8)  # [S, S, 3]
+    assert out.shape == (crop, crop, 3), out.shape
+    return out

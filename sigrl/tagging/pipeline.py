@@ -1,0 +1,132 @@
+"""Parallel decoding overlapped with the consumer (inference), in input order, memory-bounded.
+
+Threads, not processes: Pillow releases the GIL while decoding and resizing, and on the 2-core
+machines this project is measured on a 2-thread pool beat a 2-process pool (no pickling of
+arrays between processes). Each worker writes its image straight into a preallocated batch
+array, so a decoded image is copied once (only batches with failures are compacted).
+
+At most `queue_depth` batches are in flight (being decoded or waiting for the consumer); the
+consumer's pace therefore bounds memory to queue_depth * batch_size * S * S * 3 bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from sigrl.config import PreprocessConfig
+from sigrl.errors import SigrlError
+from sigrl.tagging.decode import DEFAULT_MAX_PIXELS, DecodeError, decode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """Decoded images of one batch, in input order, and the inputs that failed (in input order)."""
+
+    paths: list[Path]
+    images: np.ndarray  # [b, S, S, 3] uint8, row i is paths[i]
+    failures: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+
+    def __len__(self) -> int:
+        return len(self.paths) + len(self.failures)
+
+
+@dataclass
+class _Pending:
+    paths: list[Path]
+    images: np.ndarray  # [n, S, S, 3], filled by the workers
+    results: list[Future | str | None]  # per image: a future, or (inline decode) None / reason
+
+
+def iter_batches(
+    paths: Iterable[str | os.PathLike[str]],
+    preprocess: PreprocessConfig,
+    batch_size: int = 8,
+    workers: int = 2,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    queue_depth: int = 4,
+) -> Iterator[Batch]:
+    """Decoded batches of `paths`, in order; every input appears once, as an image or a failure.
+
+    `paths` may be a lazy iterator. workers=0 decodes in the calling thread (for debugging).
+    Closing the generator early, or an exception in the consumer (KeyboardInterrupt included),
+    cancels queued decodes and waits only for those already running.
+    """
+    if batch_size < 1:
+        raise SigrlError(f"batch size must be >= 1, got {batch_size}")
+    if workers < 0:
+        raise SigrlError(f"workers must be >= 0, got {workers}")
+    if queue_depth < 1:
+        raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
+    # Arguments are checked now; the work (and the thread pool) starts at the first next().
+    return _batches(iter(paths), preprocess, batch_size, workers, max_pixels, queue_depth)
+
+
+def _batches(
+    source: Iterator[str | os.PathLike[str]],
+    preprocess: PreprocessConfig,
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    queue_depth: int,
+) -> Iterator[Batch]:
+    size = preprocess.image_size
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sigrl-decode") if workers else None
+    pending: deque[_Pending] = deque()
+
+    def submit_next() -> bool:
+        chunk = [Path(p) for p in itertools.islice(source, batch_size)]
+        if not chunk:
+            return False
+        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)  # [n, S, S, 3]
+        if pool is None:
+            results: list = [_decode_into(p, images, i, preprocess, max_pixels) for i, p in enumerate(chunk)]
+        else:
+            results = [pool.submit(_decode_into, p, images, i, preprocess, max_pixels) for i, p in enumerate(chunk)]
+        pending.append(_Pending(chunk, images, results))
+        return True
+
+    try:
+        while len(pending) < queue_depth and submit_next():
+            pass
+        while pending:
+            head = pending.popleft()
+            reasons = [r.result() if isinstance(r, Future) else r for r in head.results]
+            submit_next()  # refill before handing over, so decoding overlaps the consumer's work
+            yield _assemble(head, reasons)
+    finally:
+        if pool is not None:
+            for item in pending:
+                for r in item.results:
+                    if isinstance(r, Future):
+                        r.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _decode_into(path: Path, images: np.ndarray, index: int, preprocess: PreprocessConfig, max_pixels: int) -> str | None:
+    """Decodes into images[index]; returns None on success, else the failure reason."""
+    try:
+        images[index] = decode(path, preprocess, max_pixels)
+        return None
+    except DecodeError as err:
+        return err.reason
+    except Exception as err:  # a bug or MemoryError on one file must not stop the run
+        log.warning("unexpected error decoding %s", path, exc_info=True)
+        return f"unexpected error: {type(err).__name__}: {err}"
+
+
+def _assemble(item: _Pending, reasons: list[str | None]) -> Batch:
+    ok = [i for i, r in enumerate(reasons) if r is None]
+    failures = [(item.paths[i], r) for i, r in enumerate(reasons) if r is not None]
+    images = item.images if not failures else item.images[ok]  # [b, S, S, 3]
+    return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures)

@@ -110,20 +110,32 @@ class _Walker:
         ident = self._dir_id(root)
         if ident is None or not self._enter(root, ident, ancestors=()):
             return
-        # Each stack item carries its ancestors' ids so a link back up the tree is named a loop,
-        # while a second link to a folder outside the ancestry is named a repeat.
-        # Keys of files are built from their folder's key, so the walk never calls getcwd per file.
+        # Folders reached through a symlink wait until every real folder is walked, so when a link
+        # points into the tree, the link is what gets skipped, not the real folder. Items carry
+        # their ancestors' ids so that a link back up the tree is named a loop.
         stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(root, path_key(root), (ident,))]
-        while stack:
+        links: list[tuple[str, str, tuple[tuple[int, int], ...]]] = []
+        while stack or links:
+            if not stack:
+                link, link_key, ancestors = links.pop(0)
+                link_id = self._dir_id(link)
+                if link_id is not None and self._enter(link, link_id, ancestors):
+                    stack.append((link, link_key, ancestors + (link_id,)))
+                continue
             folder, folder_key, ancestors = stack.pop()
-            for name in reversed(self._scan(folder, folder_key)):
-                sub = os.path.join(folder, name)
+            children = []
+            for name, is_link in self._scan(folder, folder_key):
+                sub, sub_key = os.path.join(folder, name), os.path.join(folder_key, name)
+                if is_link:
+                    links.append((sub, sub_key, ancestors))
+                    continue
                 sub_id = self._dir_id(sub)
                 if sub_id is not None and self._enter(sub, sub_id, ancestors):
-                    stack.append((sub, os.path.join(folder_key, name), ancestors + (sub_id,)))
+                    children.append((sub, sub_key, ancestors + (sub_id,)))
+            stack.extend(reversed(children))  # pop in name order
 
-    def _scan(self, folder: str, folder_key: str) -> list[str]:
-        """Adds the images of one folder; returns the names of its subfolders, sorted."""
+    def _scan(self, folder: str, folder_key: str) -> list[tuple[str, bool]]:
+        """Adds the images of one folder; returns its subfolders as (name, is a symlink), sorted."""
         subdirs = []
         try:
             with os.scandir(folder) as it:
@@ -135,17 +147,28 @@ class _Walker:
             self.problems.append((Path(folder), f"unreadable folder: {err.strerror or err}"))
             return []
         for entry in entries:
+            # File types come from the listing (d_type); only symlinks cost a stat to follow.
+            is_link = entry.is_symlink()
             try:
-                # is_dir() needs no stat for plain entries (d_type); only symlinks are followed.
                 if entry.is_dir():
-                    subdirs.append(entry.name)
+                    subdirs.append((entry.name, is_link))
                     continue
             except OSError:
                 pass
             if is_image_name(entry.name):
                 self.add(entry.path, os.path.join(folder_key, entry.name))
+            elif is_link:
+                self._check_link(entry.path)
         subdirs.sort()
         return subdirs
+
+    def _check_link(self, path: str) -> None:
+        """A link that is neither a folder nor an image: report it only when it loops."""
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                self.problems.append((Path(path), "symlink loop"))
 
     def _dir_id(self, folder: str) -> tuple[int, int] | None:
         try:
@@ -162,7 +185,7 @@ class _Walker:
             return False
         first = self._seen_dirs.get(ident)
         if first is not None:
-            self.problems.append((Path(folder), f"same folder as {first} (symlink); skipped"))
+            self.problems.append((Path(folder), f"link to a folder already walked as {first}; skipped"))
             return False
         self._seen_dirs[ident] = folder
         return True

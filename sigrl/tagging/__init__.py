@@ -1,6 +1,16 @@
 """Batch tagging of image collections: discovery, decoding, batching, decisions and output.
 
 Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> records -> writer.
+
+    sources.discover(inputs)                      -> Discovery(paths, problems)
+    labels.read_labels(path)                      -> list[str]
+    decisions.make_rule(labels, threshold, per_label, topk, scores_mode) -> DecisionRule
+    writers.open_output(out, resume, overwrite)   -> Output (skip Output.is_done(path) inputs)
+    pipeline.iter_batches(paths, preprocess, batch_size, workers, max_pixels, queue_depth)
+                                                  -> Batch(paths, images [b,S,S,3] uint8, failures)
+    records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
+    writers.write_meta(out, {...})
+
 Nothing here imports torch: the decode path and the writers must stay cheap to import so that an
 ONNX Runtime run starts fast.
 """

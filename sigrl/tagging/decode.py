@@ -13,13 +13,15 @@ borders the model would read as content.
 
 from __future__ import annotations
 
+import logging
 import os
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from sigrl.config import PreprocessConfig
+
+log = logging.getLogger(__name__)
 
 BACKGROUND = (255, 255, 255)
 # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS on its own; this default sits just under
@@ -31,6 +33,9 @@ _RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "nearest": Image.Resampling.NEAREST,
 }
+# Only these decoders run: a file named .jpg that is really EPS would otherwise start Ghostscript.
+# Camera JPEGs with extra preview frames come through the JPEG opener as MPO images.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF")
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
@@ -61,7 +66,7 @@ def decode_reference(path: str | os.PathLike[str], preprocess: PreprocessConfig,
 def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int, use_draft: bool) -> np.ndarray:
     with _open_file(path) as fp:
         try:
-            im = Image.open(fp)
+            im = Image.open(fp, formats=FORMATS)
         except UnidentifiedImageError:
             raise DecodeError("not an image") from None
         except Image.DecompressionBombError:
@@ -74,12 +79,15 @@ def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixe
                 raise DecodeError(f"too many pixels ({width} x {height} > {max_pixels})")
             if width < 1 or height < 1:
                 raise DecodeError(f"empty image ({width} x {height})")
-            if use_draft and im.format == "JPEG":
+            if use_draft and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
                 _draft(im, preprocess.resize_size)
             _load(im)
-            ImageOps.exif_transpose(im, in_place=True)
-            # Inside the `with`: to_rgb may return `im` itself, which closing would invalidate.
-            return resize_crop(to_rgb(im), preprocess)
+            _apply_orientation(im, path)
+            try:
+                # Inside the `with`: to_rgb may return `im` itself, which closing would invalidate.
+                return resize_crop(to_rgb(im), preprocess)
+            except (OSError, ValueError) as err:
+                raise DecodeError(f"cannot convert {im.mode} image: {err}") from None
 
 
 def _open_file(path: str | os.PathLike[str]):
@@ -118,6 +126,13 @@ def _load(im: Image.Image) -> None:
         raise DecodeError(f"corrupt image: {message}") from None
     except (SyntaxError, ValueError, EOFError) as err:
         raise DecodeError(f"corrupt image: {err}") from None
+
+
+def _apply_orientation(im: Image.Image, path: str | os.PathLike[str]) -> None:
+    try:
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception as err:  # malformed EXIF: the pixels are still good, use them as stored
+        log.debug("%s: ignoring unreadable EXIF orientation (%s)", path, err)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

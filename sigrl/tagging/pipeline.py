@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Batch:
-    """Decoded images of one batch, in input order, and the inputs that failed (in input order)."""
+    """Decoded images of one batch, in input order, and the inputs that failed (in input order).
+
+    `images` may have zero rows when every input of the batch failed.
+    """
 
     paths: list[Path]
     images: np.ndarray  # [b, S, S, 3] uint8, row i is paths[i]

@@ -188,3 +188,23 @@ def test_output_shape_and_dtype_for_portrait(tmp_path, preprocess):
     save(tmp_path / "tall.png", smooth_image(30, 90))
     out = decode(tmp_path / "tall.png", preprocess)
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_mpo_camera_jpeg_is_drafted_too(tmp_path, monkeypatch):
+    pre = PreprocessConfig(image_size=64, resize_size=64)
+    drafted = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", lambda self, *a: drafted.append(real_draft(self, *a)))
+    frames = [Image.fromarray(smooth_image(1024, 768, seed=s)) for s in (1, 2)]
+    frames[0].save(tmp_path / "cam.jpg", format="MPO", save_all=True, append_images=frames[1:], quality=92)
+    assert Image.open(tmp_path / "cam.jpg").format == "MPO"
+    fast = decode(tmp_path / "cam.jpg", pre).astype(int)
+    assert len(drafted) == 1 and drafted[0] is not None  # the DCT-domain downscale took effect
+    full = decode_reference(tmp_path / "cam.jpg", pre).astype(int)
+    assert np.abs(fast - full).mean() < 1.5
+    assert np.abs(fast - decode_module.resize_crop(frames[0], pre)).mean() < 3  # the first frame
+
+
+def test_formats_outside_the_list_are_not_decoded(tmp_path, preprocess):
+    Image.fromarray(smooth_image(40, 40)).save(tmp_path / "really.jpg", format="PPM")
+    assert reason(tmp_path / "really.jpg", preprocess) == "not an image"

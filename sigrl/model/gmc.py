@@ -29,7 +29,9 @@ class GATv2Layer(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         n = h.shape[0]
         g = self.proj(h).view(n, self.heads, self.out_dim)  # [N, heads, dim]
-        rows = max(1, _PAIR_BUDGET // max(1, n * self.heads * self.out_dim))
+        # A traced graph (the ONNX export) cannot replay a loop whose trip count depends on N, so
+        # tracing takes one chunk of all rows: the exported graph is then exact for every N.
+        rows = n if torch.jit.is_tracing() else max(1, _PAIR_BUDGET // max(1, n * self.heads * self.out_dim))
         logits = []
         for start in range(0, n, rows):
             pair = g[start : start + rows, None] + g[None]  # [r, N, heads, dim]

@@ -1,0 +1,211 @@
+"""ONNX export of the text graph and the image graph (sigrl.model.graphs), plus the int8 variant.
+
+Exporter: torch.onnx's TorchScript-based tracer (`dynamo=False`). With torch 2.14 the dynamo
+exporter needs the extra `onnxscript` package, took ~6 s instead of <1 s for the tiny model, and
+still specialised the label count N to the traced value; the tracer keeps B and N dynamic and every
+export is checked at B and N different from the traced ones (parity.py).
+
+Decisions the tracer forces, each verified by the parity cases:
+- Label chunks (DESIGN.md section 5). The SVFR head loops over label chunks in Python, which a
+  trace would bake for the traced N. The image graph is therefore exported with
+  `head.label_chunk = None`: one whole-N head, exact for any N. Its two [B, P, N, D] intermediates
+  are the memory peak, so runners bound B*N per call by choosing the batch size for the label
+  count. Measured on ONNX Runtime CPU, ViT-B/16 (P=196, D=512): peak RSS grows by about
+  0.40 MB per image-label pair, i.e. one fp32 [P, D] slice per (b, n) as the design predicts (see
+  the closing note of the change for the figures). Per-chunk graphs driven by the runner would cap
+  memory for any N but cost five graphs and a runner-side schedule; not done.
+- GMC's row chunks: sigrl.model.gmc takes one chunk when traced, so the exported text graph holds
+  the whole [N, N, heads, dim] pair term (2 GB at N=1006 for ViT-B/16). It runs once per label set.
+- Token context: tracing fixes the sequence length of open_clip's attention, so the text graph
+  takes the tokenizer's full zero-padded output [N, C] (C = context_length). Trimming to the
+  longest prompt stays a PyTorch-side saving.
+- Images enter as uint8 [B, S, S, 3] and are normalised inside the graph (graphs.py): 4x less
+  host-to-device traffic and no float copy on the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from sigrl import __version__
+from sigrl.errors import SigrlError
+from sigrl.model.graphs import ImageGraph, TextGraph
+from sigrl.model.sigrl import SigRL
+from sigrl.export.manifest import EXPORT_FORMAT, FORMAT_VERSION
+
+log = logging.getLogger(__name__)
+
+TEXT_FILE, IMAGE_FILE, IMAGE_INT8_FILE = "text.onnx", "image.onnx", "image.int8.onnx"
+_TRACE_N, _TRACE_B = 6, 2  # parity checks other values, so a baked size cannot pass unnoticed
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def context_length(model: SigRL) -> int:
+    return int(model.arch.get("text_cfg", {}).get("context_length", 77))
+
+
+def build_manifest(
+    model: SigRL, source: str, source_sha256: str | None, labels: list[str] | None
+) -> dict[str, Any]:
+    """The manifest of an ONNX export (engines are added by the TensorRT step)."""
+    cfg = model.config
+    pre = cfg.preprocess
+    size, dim, ctx = pre.image_size, model.dim, context_length(model)
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sigrl_version": __version__,
+        "model": {
+            "name": cfg.name,
+            "config": cfg.to_dict(),
+            "arch": model.arch,
+            "labels": labels,
+            "source": source,
+            "source_sha256": source_sha256,
+        },
+        "preprocess": cfg.to_dict()["preprocess"],
+        "prompt": cfg.text.prompt,
+        "tokenizer": {"kind": "open_clip-bpe", "context_length": ctx},
+        "graphs": {
+            "text": {
+                "file": TEXT_FILE,
+                "inputs": {"tokens": ["N", ctx]},
+                "outputs": {"embeddings": ["N", dim], "context": ["N", dim]},
+            },
+            "image": {
+                "file": IMAGE_FILE,
+                "inputs": {"images": ["B", size, size, 3], "embeddings": ["N", dim], "context": ["N", dim]},
+                "outputs": {"scores": ["B", "N"]},
+                "label_chunk": None,  # the whole label set in one head evaluation (module docstring)
+            },
+        },
+        "variants": {"image": {"fp32": IMAGE_FILE}},
+        "engines": {},
+        "parity": "parity.json",
+    }
+
+
+def _metadata_props(manifest: Mapping[str, Any], graph: str) -> dict[str, str]:
+    model = manifest["model"]
+    props = {
+        "sigrl.format": EXPORT_FORMAT,
+        "sigrl.version": manifest["sigrl_version"],
+        "sigrl.graph": graph,
+        "sigrl.model_name": model["name"],
+        "sigrl.model_config": json.dumps(model["config"], sort_keys=True),
+        "sigrl.arch": json.dumps(model["arch"], sort_keys=True),
+        "sigrl.preprocess": json.dumps(manifest["preprocess"], sort_keys=True),
+        "sigrl.prompt": manifest["prompt"],
+        "sigrl.tokenizer": json.dumps(manifest["tokenizer"], sort_keys=True),
+        "sigrl.source": model["source"],
+        "sigrl.source_sha256": model["source_sha256"] or "",
+        "sigrl.graph_io": json.dumps(manifest["graphs"][graph], sort_keys=True),
+    }
+    if model["labels"] is not None:
+        props["sigrl.labels"] = json.dumps(model["labels"])
+    return props
+
+
+def _set_metadata(path: Path, props: Mapping[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+
+
+def whole_head(model: SigRL) -> SigRL:
+    """A view of the model whose head evaluates all labels at once (shares every weight)."""
+    view = copy.copy(model)
+    view.config = model.config.replace(head={"label_chunk": None})
+    return view
+
+
+def trace_inputs(model: SigRL) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens [N, C] with no padding (so encode_tokens' trim is the identity) and uint8 images."""
+    gen = torch.Generator().manual_seed(0)
+    vocab = int(model.arch.get("text_cfg", {}).get("vocab_size", 49408))
+    tokens = torch.randint(1, vocab, (_TRACE_N, context_length(model)), generator=gen)
+    size = model.config.preprocess.image_size
+    images = torch.randint(0, 256, (_TRACE_B, size, size, 3), generator=gen, dtype=torch.uint8)
+    return tokens, images
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, names: dict[str, Any], opset: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        # Tracer warnings name the Python-side sizes; the parity cases are what proves the graph.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
+            input_names=names["inputs"], output_names=names["outputs"], dynamic_axes=names["axes"],
+        )
+    os.replace(tmp, path)
+
+
+def export_onnx(
+    model: SigRL,
+    out_dir: Path,
+    *,
+    source: str,
+    source_sha256: str | None = None,
+    labels: list[str] | None = None,
+    opset: int = 17,
+    int8: bool = False,
+) -> dict[str, Any]:
+    """Write text.onnx, image.onnx (and image.int8.onnx) into out_dir; return the manifest."""
+    model = whole_head(model.eval())
+    manifest = build_manifest(model, source, source_sha256, labels)
+    tokens, images = trace_inputs(model)
+    with torch.no_grad():
+        embeddings, context = TextGraph(model)(tokens)
+    # Traced with autograd on: under no_grad open_clip's attention takes PyTorch's fused fast path,
+    # which has no ONNX form.
+    _export(TextGraph(model), (tokens,), out_dir / TEXT_FILE, {
+        "inputs": ["tokens"], "outputs": ["embeddings", "context"],
+        "axes": {"tokens": {0: "N"}, "embeddings": {0: "N"}, "context": {0: "N"}},
+    }, opset)
+    _export(ImageGraph(model), (images, embeddings, context), out_dir / IMAGE_FILE, {
+        "inputs": ["images", "embeddings", "context"], "outputs": ["scores"],
+        "axes": {"images": {0: "B"}, "embeddings": {0: "N"}, "context": {0: "N"}, "scores": {0: "B", 1: "N"}},
+    }, opset)
+    _set_metadata(out_dir / TEXT_FILE, _metadata_props(manifest, "text"))
+    _set_metadata(out_dir / IMAGE_FILE, _metadata_props(manifest, "image"))
+    if int8:
+        quantize_image_graph(out_dir / IMAGE_FILE, out_dir / IMAGE_INT8_FILE)
+        _set_metadata(out_dir / IMAGE_INT8_FILE, {**_metadata_props(manifest, "image"), "sigrl.precision": "int8"})
+        manifest["variants"]["image"]["int8"] = IMAGE_INT8_FILE
+    log.info("wrote %s and %s to %s", TEXT_FILE, IMAGE_FILE, out_dir)
+    return manifest
+
+
+def quantize_image_graph(src: Path, dst: Path) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights, activations quantized per call (CPU)."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise SigrlError("int8 export needs ONNX Runtime: pip install 'sigrl[onnx]'") from None
+    tmp = dst.with_name(dst.name + ".tmp")
+    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, dst)

@@ -3,7 +3,9 @@ label-chunked vs unchunked, for N = 81 and 1006 labels at batch 8.
 
 Each case runs in a fresh subprocess so that its peak resident memory (ru_maxrss) belongs to that
 case alone; the head's peak is reported as that peak minus the resident size just before the head
-runs (inputs and weights already allocated). Results go to bench/results/head-<host>.json and .md.
+runs (inputs and weights already allocated). Results go to bench/results/<machine-id>/head.json and
+head.md, with the load average seen during the run (these machines are shared: compare rows of one
+run, not runs).
 
     python -m sigrl.bench.head            # or: python bench/head.py
 """
@@ -12,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -69,13 +70,6 @@ def _unchunked_estimate_gb(n_labels: int, batch: int) -> float:
     return 4 * batch * P * n_labels * D * 4 / 1e9
 
 
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", default="81,1006")
@@ -105,16 +99,19 @@ def main() -> None:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
 
-    host = socket.gethostname()
+    from sigrl.environment import cpu_model, machine_id
+
     report = {
-        "machine": {"host": host, "cpu": _cpu_model(), "cores": __import__("os").cpu_count()},
+        "machine": {"id": machine_id(), "cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": os.getloadavg()},
         "dims": {"D": D, "P": P},
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"head-{host}.json").write_text(json.dumps(report, indent=2) + "\n")
+    out_dir = RESULTS / machine_id()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "head.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"SVFR head at D={D}, P={P}, batch {args.batch}; {report['machine']['cpu']}, {report['machine']['cores']} cores",
+        f"SVFR head at D={D}, P={P}, batch {args.batch}; {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"load average {report['machine']['loadavg'][0]:.1f} at the end (shared machine)",
         "",
         "| N | label_chunk | ms / image | peak head memory |",
         "|---|---|---|---|",
@@ -125,7 +122,7 @@ def main() -> None:
             lines.append(f"| {r['n_labels']} | {chunk} | skipped | {r['skipped']} |")
         else:
             lines.append(f"| {r['n_labels']} | {chunk} | {r['seconds_per_image'] * 1e3:.0f} | {r['peak_head_bytes'] / 2**20:.0f} MiB |")
-    (RESULTS / f"head-{host}.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "head.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

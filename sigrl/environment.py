@@ -62,6 +62,36 @@ def _backends(components: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
     return backends
 
 
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_id() -> str:
+    """A stable, readable name for this kind of machine, for results folders: cpu-slug + cores (+ GPU)."""
+    import os
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
+    slug = re.sub(r"-(processor|cpu)\b.*$", "", slug)[:40].strip("-")
+    name = f"{slug}-{os.cpu_count()}c"
+    try:
+        import sys
+
+        torch = sys.modules.get("torch")  # only if already loaded: this must stay cheap
+        if torch is not None and torch.cuda.is_available():
+            gpu = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
+            name += f"-{gpu}"
+    except Exception:
+        pass
+    return name
+
+
 def describe_environment() -> dict[str, Any]:
     """Versions of sigrl and its dependencies, and which inference backends can run here."""
     components = {name: _component(name) for name in _OPTIONAL}
@@ -69,7 +99,8 @@ def describe_environment() -> dict[str, Any]:
         "sigrl": sigrl.__version__,
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cores": __import__("os").cpu_count(),
         "components": components,
         "backends": _backends(components),
     }

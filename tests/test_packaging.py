@@ -1,0 +1,38 @@
+"""The installed layout: every package folder is listed, and export/bench/cli live under sigrl."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPED = {"export": "sigrl.export", "bench": "sigrl.bench", "cli": "sigrl.cli"}
+
+
+def _package_names() -> set[str]:
+    names = set()
+    for init in ROOT.glob("**/__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts[0] == "sigrl":
+            names.add(".".join(rel.parts))
+        elif rel.parts[0] in MAPPED:
+            names.add(".".join((MAPPED[rel.parts[0]], *rel.parts[1:])))
+    return names
+
+
+def test_every_package_is_installed():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    assert _package_names() <= listed, f"add to pyproject packages: {sorted(_package_names() - listed)}"
+    for folder, name in MAPPED.items():
+        assert config["package-dir"][name] == folder
+
+
+def test_mapped_packages_import_from_the_repo_folders():
+    import sigrl.bench
+    import sigrl.cli
+    import sigrl.export
+
+    assert Path(sigrl.export.__file__).parent == ROOT / "export"
+    assert Path(sigrl.cli.__file__).parent == ROOT / "cli"
+    assert Path(sigrl.bench.__file__).parent == ROOT / "bench"

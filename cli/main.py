@@ -14,7 +14,10 @@ import typer
 import sigrl
 from sigrl.errors import SigrlError
 
-from . import info
+from . import data, info, pretrain
+from . import train as train_cmd
+from . import eval as eval_cmd
+from . import export as export_cmd
 
 app = typer.Typer(
     name="sigrl",
@@ -24,6 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("info")(info.info)
+app.add_typer(data.app, name="data")
+app.command("pretrain")(pretrain.pretrain)
+app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.eval_command)
+app.command("export")(export_cmd.export)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,87 @@
+"""Image-caption pairs for contrastive pretraining, from any caption manifest.
+
+Accepted inputs (several may be combined):
+- a sigrl manifest (.jsonl) whose records carry `captions` (the world writes three per image);
+- a CSV or TSV file with a header naming an image column (`filepath`, `path` or `image`) and a
+  caption column (`title`, `caption` or `text`), paths relative to the file's folder. This is the
+  layout open_clip's own training scripts read.
+Records without any caption are skipped and counted in the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from sigrl.data.manifest import load_manifest
+from sigrl.errors import SigrlError
+
+log = logging.getLogger(__name__)
+
+_IMAGE_COLUMNS = ("filepath", "path", "image")
+_CAPTION_COLUMNS = ("title", "caption", "text")
+
+
+@dataclass
+class CaptionSet:
+    image_paths: list[Path]
+    captions: list[tuple[str, ...]]  # one or more captions per image
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+
+def _from_manifest(path: Path) -> CaptionSet:
+    manifest = load_manifest(path)
+    pairs = [(p, rec.captions) for p, rec in zip(manifest.image_paths(), manifest.records) if rec.captions]
+    skipped = len(manifest) - len(pairs)
+    if skipped:
+        log.warning("%s: skipped %d records without captions", path, skipped)
+    return CaptionSet([p for p, _ in pairs], [c for _, c in pairs])
+
+
+def _pick(header: Sequence[str], names: Sequence[str], path: Path, what: str) -> str:
+    for name in names:
+        if name in header:
+            return name
+    raise SigrlError(f"{path}: no {what} column; name one of {list(names)} in the header line")
+
+
+def _from_table(path: Path) -> CaptionSet:
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        header = reader.fieldnames or []
+        image_col = _pick(header, _IMAGE_COLUMNS, path, "image path")
+        text_col = _pick(header, _CAPTION_COLUMNS, path, "caption")
+        images: list[Path] = []
+        captions: list[tuple[str, ...]] = []
+        skipped = 0
+        for row in reader:
+            text = (row.get(text_col) or "").strip()
+            if not row.get(image_col) or not text:
+                skipped += 1
+                continue
+            images.append(path.parent / row[image_col])
+            captions.append((text,))
+    if skipped:
+        log.warning("%s: skipped %d rows without an image path or caption", path, skipped)
+    return CaptionSet(images, captions)
+
+
+def load_captions(paths: Sequence[str | Path]) -> CaptionSet:
+    """All image-caption pairs of the given files, in order."""
+    out = CaptionSet([], [])
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise SigrlError(f"{path}: no such caption manifest")
+        part = _from_table(path) if path.suffix in (".csv", ".tsv") else _from_manifest(path)
+        out.image_paths += part.image_paths
+        out.captions += part.captions
+    if not out.image_paths:
+        raise SigrlError(f"no image-caption pairs in {[str(p) for p in paths]}; the files need captions")
+    return out

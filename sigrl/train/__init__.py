@@ -1,0 +1,1 @@
+"""Training loops: contrastive CLIP pretraining on caption manifests, zero-shot evaluation."""

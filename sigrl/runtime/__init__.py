@@ -1,0 +1,177 @@
+"""Runners: one interface (`infer(images, labels) -> scores`) over PyTorch, ONNX Runtime and TensorRT.
+
+    with open_runner("exports/vit-b32", label_cache=LabelCache()) as runner:
+        print(runner.reason)                      # why this backend was chosen
+        scores = runner.infer(images, labels)     # uint8 [B, S, S, 3] -> float32 [B, N]
+
+Importing this package is light: torch, onnxruntime and tensorrt are imported by the runner that
+needs them, when it is created (the ONNX path with a warm label cache never imports torch).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sigrl.errors import SigrlError
+from sigrl.runtime.base import Runner
+from sigrl.runtime.label_cache import LabelArrays, LabelCache
+from sigrl.runtime.manifest import is_export_dir, read_manifest
+
+__all__ = [
+    "BackendStatus", "Choice", "LabelArrays", "LabelCache", "Runner", "available_backends", "choose_backend",
+    "open_runner",
+]
+
+BACKENDS = ("torch", "onnx", "trt")
+DEFAULT_PRECISION = {"torch": "fp32", "onnx": "fp32", "trt": "fp16"}
+ENGINE_SUFFIXES = (".plan", ".engine")
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    available: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What open_runner will build, and why (`sigrl tag` prints the reason)."""
+
+    backend: str
+    device: str
+    precision: str
+    target: str
+    reason: str
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def gpu_visible() -> bool:
+    """Whether a CUDA GPU can be used, without importing torch unless a driver is present."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if "torch" not in sys.modules:
+        gpus = Path("/proc/driver/nvidia/gpus")
+        if sys.platform.startswith("linux") and not (gpus.is_dir() and any(gpus.iterdir())):
+            return False  # no NVIDIA driver: no need to load torch to find out
+    if not _installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def available_backends() -> dict[str, BackendStatus]:
+    """Every backend, whether it can run here, and why not if it cannot."""
+    gpu = gpu_visible()
+    devices = "cpu, cuda" if gpu else "cpu"
+    status = {}
+    if _installed("torch"):
+        status["torch"] = BackendStatus(True, devices)
+    else:
+        status["torch"] = BackendStatus(False, "torch is not installed: pip install sigrl")
+    if _installed("onnxruntime"):
+        status["onnx"] = BackendStatus(True, devices)
+    else:
+        status["onnx"] = BackendStatus(False, "onnxruntime is not installed: pip install 'sigrl[onnx]'")
+    if not _installed("tensorrt"):
+        status["trt"] = BackendStatus(False, "TensorRT is not installed: pip install 'sigrl[trt]' on a GPU machine")
+    elif not gpu:
+        status["trt"] = BackendStatus(False, "TensorRT is installed but no CUDA GPU is visible")
+    else:
+        status["trt"] = BackendStatus(True, "cuda")
+    return status
+
+
+def _is_engine(path: Path) -> bool:
+    return path.suffix in ENGINE_SUFFIXES and path.is_file()
+
+
+def choose_backend(
+    model: str | Path | None, backend: str = "auto", device: str = "auto", precision: str | None = None
+) -> Choice:
+    """Pick backend, device and precision for a model reference, without loading anything heavy.
+
+    auto: TensorRT if the reference is an export with an engine and TensorRT + a GPU are here, else
+    ONNX Runtime for an export directory, else PyTorch for a checkpoint, config or open_clip spec.
+    """
+    if backend not in ("auto", *BACKENDS):
+        raise SigrlError(f"backend must be auto or one of {BACKENDS}, got {backend!r}")
+    if model is None:
+        raise SigrlError("no model given; pass --model with an export directory, a checkpoint or a config name")
+    target = Path(model)
+    status = available_backends()
+    if backend == "auto":
+        backend, reason = _auto(target, status, precision)
+    else:
+        reason = f"--backend {backend} was asked for"
+        _check_fits(target, backend)
+        if not status[backend].available:
+            raise SigrlError(f"backend {backend} cannot run here: {status[backend].detail}")
+    precision = precision or DEFAULT_PRECISION[backend]
+    if device == "auto":
+        device = "cuda" if backend == "trt" or "cuda" in status[backend].detail else "cpu"
+    return Choice(backend=backend, device=device, precision=precision, target=str(model), reason=reason)
+
+
+def _auto(target: Path, status: dict[str, BackendStatus], precision: str | None) -> tuple[str, str]:
+    if _is_engine(target):
+        return "trt", f"{target} is a TensorRT engine"
+    if not is_export_dir(target):
+        return "torch", f"{target} is not an export directory, so PyTorch runs it (export it for ONNX/TensorRT)"
+    engines = read_manifest(target).engines()
+    wanted = precision or DEFAULT_PRECISION["trt"]
+    if wanted in engines and status["trt"].available:
+        return "trt", f"export has a {wanted} TensorRT engine and TensorRT + a CUDA GPU are available"
+    why = f"no {wanted} TensorRT engine in the export" if wanted not in engines else status["trt"].detail
+    if not status["onnx"].available:
+        raise SigrlError(f"{target}: an export directory needs onnxruntime ({status['onnx'].detail})")
+    return "onnx", f"export directory, run on ONNX Runtime ({why})"
+
+
+def _check_fits(target: Path, backend: str) -> None:
+    if backend == "onnx" and not is_export_dir(target):
+        raise SigrlError(f"{target}: the onnx backend needs an export directory; create one with `sigrl export`")
+    if backend == "trt" and not (is_export_dir(target) or _is_engine(target)):
+        raise SigrlError(f"{target}: the trt backend needs an export with an engine (`sigrl export --format trt`)")
+
+
+def _torch_target(target: Path) -> str:
+    if not is_export_dir(target):
+        return str(target)
+    source = read_manifest(target).data["model"].get("source")
+    if source and Path(source).is_file():
+        return str(source)
+    raise SigrlError(f"{target}: export's source model {source!r} is not available to run with --backend torch")
+
+
+def open_runner(
+    model: str | Path | None,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str | None = None,
+    label_cache: LabelCache | str | Path | None = None,
+) -> Runner:
+    """A ready runner for a model reference; `runner.reason` says why that backend was chosen."""
+    choice = choose_backend(model, backend, device, precision)
+    cache = label_cache if isinstance(label_cache, LabelCache) or label_cache is None else LabelCache(label_cache)
+    if choice.backend == "torch":
+        from sigrl.runtime.torch_runner import TorchRunner
+
+        runner: Runner = TorchRunner(_torch_target(Path(choice.target)), choice.device, choice.precision, cache)
+    elif choice.backend == "onnx":
+        from sigrl.runtime.onnx_runner import OnnxRunner
+
+        runner = OnnxRunner(choice.target, choice.precision, choice.device, cache)
+    else:
+        from sigrl.runtime.trt_runner import TrtRunner
+
+        runner = TrtRunner(choice.target, choice.precision, cache)
+    runner.reason = choice.reason
+    return runner

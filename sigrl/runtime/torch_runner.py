@@ -1,0 +1,142 @@
+"""The PyTorch runner: the same TextGraph / ImageGraph modules the exporters trace, run eagerly.
+
+Precision applies to the image side only (autocast); the label side is always computed in fp32,
+once per label set, exactly as the exported text graph does. fp16 autocast on CPU is slow and
+poorly supported, so it is refused there (bf16 is the CPU reduced precision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sigrl.errors import SigrlError
+from sigrl.model.graphs import ImageGraph, TextGraph, tokenize_labels
+from sigrl.model.sigrl import SigRL
+from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
+from sigrl.runtime.label_cache import LabelArrays, LabelCache
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(model: SigRL) -> str:
+    """A hash of the config and every weight, for models that did not come from a file."""
+    digest = hashlib.sha256(repr(model.config.to_dict()).encode("utf-8"))
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode("utf-8"))
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise SigrlError(f"device must be cpu, cuda or auto, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SigrlError("device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+class TorchRunner(Runner):
+    backend = "torch"
+
+    def __init__(
+        self,
+        model_or_spec: SigRL | str | Path,
+        device: str = "cpu",
+        precision: str = "fp32",
+        label_cache: LabelCache | None = None,
+        head_budget: int = DEFAULT_HEAD_BUDGET,
+    ):
+        if precision not in PRECISIONS:
+            raise SigrlError(f"torch precision must be one of {PRECISIONS}, got {precision!r}")
+        device = _resolve_device(device)
+        if precision == "fp16" and device != "cuda":
+            raise SigrlError("fp16 needs a CUDA device with the torch backend; on CPU use --precision bf16 or fp32")
+        self._source_file: Path | None = None
+        if isinstance(model_or_spec, SigRL):
+            model = model_or_spec
+        else:
+            from sigrl.model.factory import open_model
+
+            model = open_model(model_or_spec)
+            if str(model_or_spec).endswith(".safetensors"):
+                self._source_file = Path(model_or_spec)
+        model = model.eval().to(device)
+        super().__init__(
+            name=model.config.name,
+            precision=precision,
+            device=device,
+            preprocess=model.config.preprocess,
+            prompt=model.config.text.prompt,
+            label_cache=label_cache,
+            head_budget=head_budget,
+        )
+        self.model = model
+        # The wrappers are modules too: eval() on them keeps an exporter's train/eval toggling
+        # (which recurses into the shared model) from leaving dropout on.
+        self._text, self._image = TextGraph(model).eval(), ImageGraph(model).eval()
+        self._geometry = HeadGeometry.from_arch(model.arch, itemsize=4 if precision == "fp32" else 2)
+        self._hash: str | None = None
+        self._on_device: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def model_hash(self) -> str:
+        # Computed on first use: only the label cache needs it, and hashing a ViT-B takes a second.
+        if self._hash is None:
+            self._hash = file_sha256(self._source_file) if self._source_file else weights_sha256(self.model)
+        return self._hash
+
+    def max_batch(self, n_labels: int) -> int:
+        # The PyTorch head runs over label chunks, so its live tensors scale with the chunk size.
+        chunk = self.model.config.head.label_chunk
+        return self._geometry.batch_for(min(n_labels, chunk or n_labels), self.head_budget)
+
+    @torch.inference_mode()
+    def _encode_labels(self, labels: list[str]) -> LabelArrays:
+        tokens = tokenize_labels(self.model, labels).to(self.device)  # [N, T]
+        embeddings, context = self._text(tokens)  # fp32: no autocast on the label side
+        return LabelArrays(embeddings=embeddings.float().cpu().numpy(), context=context.float().cpu().numpy())
+
+    def _device_side(self, side: LabelArrays, key: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self._on_device.get(key)
+        if cached is None:
+            cached = (torch.from_numpy(side.embeddings).to(self.device), torch.from_numpy(side.context).to(self.device))
+            self._on_device = {key: cached}  # one label set on the device at a time
+        return cached
+
+    @torch.inference_mode()
+    def _score(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
+        x = torch.from_numpy(images).to(self.device, non_blocking=True)  # uint8 [b, S, S, 3]
+        embeddings, context = self._device_side(side, key)
+        if self.precision == "fp32":
+            scores = self._image(x, embeddings, context)
+        else:
+            with torch.autocast(device_type=self.device, dtype=_DTYPES[self.precision]):
+                scores = self._image(x, embeddings, context)
+        return scores.float().cpu().numpy()  # [b, N]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "device": self.device, "precision": self.precision, "torch": torch.__version__}
+
+    def close(self) -> None:
+        self._on_device.clear()
+        super().close()

@@ -1,0 +1,94 @@
+"""ONNX Runtime specifics: provider assertion, session options, no torch on a warm cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LABELS
+
+from sigrl.errors import SigrlError
+from sigrl.runtime import LabelCache
+from sigrl.runtime.onnx_runner import OnnxRunner, check_provider, open_session
+
+
+def test_provider_assertion():
+    check_provider(["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda", Path("g.onnx"))
+    check_provider(["CPUExecutionProvider"], "cpu", Path("g.onnx"))
+    with pytest.raises(SigrlError, match=r"g.onnx: ONNX Runtime runs this graph on CPUExecutionProvider, not CUDA"):
+        check_provider(["CPUExecutionProvider"], "cuda", Path("g.onnx"))
+    with pytest.raises(SigrlError, match="no provider"):
+        check_provider([], "cpu", Path("g.onnx"))
+
+
+class _FakeOrt:
+    """Enough of onnxruntime to show a silent CPU fallback being caught."""
+
+    class GraphOptimizationLevel:
+        ORT_ENABLE_ALL = "all"
+
+    class SessionOptions:
+        pass
+
+    class InferenceSession:
+        def __init__(self, path, sess_options, providers):
+            self.options, self.asked = sess_options, providers
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]  # what onnxruntime-gpu does when CUDA libraries fail to load
+
+    @staticmethod
+    def get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_silent_cuda_fallback_is_an_error():
+    with pytest.raises(SigrlError, match="not CUDAExecutionProvider"):
+        open_session(_FakeOrt, Path("image.onnx"), "cuda")
+    session = open_session(_FakeOrt, Path("image.onnx"), "cpu", threads=3)
+    assert session.asked == ["CPUExecutionProvider"]
+    assert session.options.graph_optimization_level == "all" and session.options.intra_op_num_threads == 3
+
+
+def test_cuda_provider_missing_from_build(monkeypatch):
+    monkeypatch.setattr(_FakeOrt, "get_available_providers", staticmethod(lambda: ["CPUExecutionProvider"]))
+    with pytest.raises(SigrlError, match="no CUDAExecutionProvider"):
+        open_session(_FakeOrt, Path("image.onnx"), "cuda")
+
+
+def test_real_session_runs_on_cpu_with_all_optimisations(tiny_export):
+    import onnxruntime as ort
+
+    with OnnxRunner(tiny_export, threads=1) as runner:
+        assert runner.providers == ["CPUExecutionProvider"]
+        opts = runner.session.get_session_options()
+        assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        assert opts.intra_op_num_threads == 1
+
+
+def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
+    cache_dir = tmp_path / "labels"
+    with OnnxRunner(tiny_export, label_cache=LabelCache(cache_dir)) as runner:
+        expected = runner.infer(images, LABELS)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from sigrl.runtime import LabelCache, open_runner
+        images = np.load({str(tmp_path / 'images.npy')!r})
+        with open_runner({str(tiny_export)!r}, label_cache=LabelCache({str(cache_dir)!r})) as runner:
+            scores = runner.infer(images, {LABELS!r})
+            assert runner.backend == "onnx" and runner.text_runs == 0, runner
+        np.save({str(tmp_path / 'scores.npy')!r}, scores)
+        print("torch" in sys.modules, "open_clip" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)

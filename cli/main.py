@@ -18,6 +18,7 @@ from . import data, info, pretrain
 from . import train as train_cmd
 from . import eval as eval_cmd
 from . import export as export_cmd
+from . import tag as tag_cmd
 
 app = typer.Typer(
     name="sigrl",
@@ -32,6 +33,7 @@ app.command("pretrain")(pretrain.pretrain)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.eval_command)
 app.command("export")(export_cmd.export)
+app.command("tag")(tag_cmd.tag)
 
 
 def _version_callback(value: bool) -> None:

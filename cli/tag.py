@@ -1,0 +1,104 @@
+"""`sigrl tag`: tag image folders into JSON Lines, CSV or Parquet, resumable after any crash.
+
+Exit status: 0 every image tagged, 1 some images got error records, 2 a usage error (nothing or
+only part of the job done; the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+DEFAULT_TOPK = 5
+
+
+def tag(
+    inputs: List[Path] = typer.Argument(..., help="Image folders (walked recursively), image files, or text files listing paths."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: one label per line; blank lines and # comments ignored."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output: .jsonl (default format), .csv or .parquet; run metadata goes to OUT.meta.json."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors), export directory, config name or open_clip:ARCH[:TAG]. Default: the embedded model."),
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnx or trt; auto picks the fastest that can run the model and says why."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per inference call (capped to bound the head's memory)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding threads (default: one per usable core); 0 decodes in the main thread."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (torch, CPU), int8 (onnx, CPU) or fp16 (GPU). Default: the backend's fp32 (fp16 for trt)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt template with {label}; default: the model's own."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Global score threshold."),
+    threshold_file: Optional[Path] = typer.Option(None, "--threshold-file", help="Per-label thresholds (label<TAB>threshold lines or JSON), e.g. from `sigrl calibrate`."),
+    topk: Optional[int] = typer.Option(None, "--topk", help="At most K tags per image (with thresholds: the K best that pass)."),
+    scores: str = typer.Option("tags", "--scores", help="tags: scores of the chosen tags; all: every label's score too."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip recorded images, append the rest."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images with more pixels than this (decompression bombs); default ~179 million."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--quiet", help="Progress bar on stderr; default: on when stderr is a terminal. --quiet also hides the backend line."),
+    label_cache: Optional[Path] = typer.Option(None, "--label-cache", help="Folder for cached label-side tensors (default $SIGRL_CACHE/labels or ~/.cache/sigrl/labels)."),
+) -> None:
+    """Tag every image under INPUTS; every image gets exactly one record, failures included.
+
+    Without --threshold, --threshold-file or --topk, the model's calibrated thresholds are used when
+    `sigrl calibrate` stored some for this exact label set, else the 5 best-scoring labels.
+    """
+    from sigrl.runtime import LabelCache, open_runner
+    from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+    from sigrl.tagging.job import apply_prompt, choose_rule, resolve_model, run_tagging
+    from sigrl.tagging.labels import read_labels
+
+    names = read_labels(labels)
+    target = resolve_model(model)
+    show = sys.stderr.isatty() if progress is None else progress
+    cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
+    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache) as runner:
+        if progress is not False:
+            typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
+        apply_prompt(runner, prompt)
+        rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
+        if progress is not False:
+            typer.echo(f"decision: {rule_source}", err=True)
+        summary = run_tagging(
+            [os.fspath(p) for p in inputs], runner, names, rule, out, resume=resume, overwrite=overwrite,
+            batch_size=batch_size, workers=_default_workers() if workers is None else workers,
+            max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=_Bar() if show else None,
+            extra_meta={"decision_source": rule_source},
+        )
+    for path, reason in summary.problems:
+        typer.echo(f"note: {path}: {reason}", err=True)
+    typer.echo(summary.line())
+    if summary.failed:
+        typer.echo(f"{summary.errors} image(s) failed: see the records with \"status\": \"error\" in {out}", err=True)
+        raise typer.Exit(1)
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(2, min(cores, 16))  # decoding releases the GIL; 2 already overlaps on one core
+
+
+class _Bar:
+    """tqdm progress bar: images/s and the error count."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def start(self, total: int, skipped: int) -> None:
+        from tqdm import tqdm
+
+        desc = f"tagging ({skipped} already done)" if skipped else "tagging"
+        self._bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+        self._bar.set_postfix(errors=0)
+
+    def update(self, images: int, errors: int) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix(errors=errors, refresh=False)
+            self._bar.update(images)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

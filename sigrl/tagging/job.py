@@ -1,0 +1,370 @@
+"""A whole tagging run: discover -> decode (thread pool) -> runner.infer -> decide -> record -> write.
+
+The pieces live in the sibling modules; this module wires them together and owns what only a whole
+run knows: which images an earlier run already recorded (resume), that an output must never mix
+records of different models, label sets or decision rules, the run's metadata sidecar, the counts
+and the timings.
+
+Decoding runs in `pipeline.iter_batches`' thread pool and is overlapped with inference: while the
+runner scores batch k, the pool decodes batches k+1..k+queue_depth. `Summary.timings` says where
+the calling thread spent its time (waiting for decoded images, inferring, writing), which is
+what the benchmark reports as "decode vs inference".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import sigrl
+from sigrl.errors import SigrlError
+from sigrl.tagging.calibrate import stored_thresholds
+from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
+from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.records import batch_records, error_record
+from sigrl.tagging.sources import discover
+from sigrl.tagging.writers import Output, meta_path, open_output, read_meta, write_meta
+
+log = logging.getLogger(__name__)
+
+# Settings that decide what a record says. Resuming an output with any of them changed would mix
+# two kinds of records in one file without a trace, so it is refused.
+_MUST_MATCH = ("model_hash", "label_hash", "decision")
+META_INTERVAL_S = 30.0
+
+
+class Progress(Protocol):
+    """What a run reports while it goes (the CLI draws a progress bar from it)."""
+
+    def start(self, total: int, skipped: int) -> None: ...
+
+    def update(self, images: int, errors: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Summary:
+    """What a run did. Counts are for this invocation; `skipped` were recorded by an earlier one."""
+
+    output: Path
+    meta: Path
+    discovered: int = 0
+    skipped: int = 0
+    tagged: int = 0
+    errors: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # discovery notes, not failures
+    wall_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    label_side: str = ""  # "cache" (no text-encoder work) or "encoded"
+    batch_size: int = 0
+    repaired_bytes: int = 0
+    previous_records: int = 0  # records already in the output when this run started
+
+    @property
+    def processed(self) -> int:
+        return self.tagged + self.errors
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def failed(self) -> bool:
+        """True when any image of this run got an error record (the CLI then exits with 1)."""
+        return self.errors > 0
+
+    def line(self) -> str:
+        """The one-line summary printed at the end of `sigrl tag`."""
+        parts = [f"{self.processed} images in {self.wall_s:.1f} s ({self.images_per_s:.1f} images/s)"]
+        parts.append(f"{self.tagged} tagged")
+        parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
+        if self.skipped:
+            parts.append(f"{self.skipped} already done")
+        if self.problems:
+            parts.append(f"{len(self.problems)} folder problem{'s' if len(self.problems) != 1 else ''}")
+        return ", ".join(parts) + f" -> {self.output}"
+
+
+def resolve_model(model: str | None) -> str:
+    """The model reference to run: the one given, else the embedded default model's file."""
+    if model:
+        return model
+    try:
+        from sigrl import default_model
+    except ImportError:
+        raise SigrlError(
+            "this install has no embedded default model; pass --model with a checkpoint, an export "
+            "directory, a config name or open_clip:ARCH:TAG"
+        ) from None
+    path = Path(default_model.path())
+    if not path.exists():
+        raise SigrlError(f"the embedded default model is missing ({path}); reinstall sigrl or pass --model")
+    return os.fspath(path)
+
+
+def apply_prompt(runner: Any, template: str | None) -> None:
+    """Uses `template` for the label prompts instead of the model's own."""
+    if template is None or template == getattr(runner, "prompt", None):
+        return
+    if "{label}" not in template:
+        raise SigrlError(f"--prompt must contain {{label}}, e.g. 'a photo of a {{label}}'; got {template!r}")
+    setter = getattr(runner, "set_prompt", None)
+    if setter is None:
+        raise SigrlError(f"the {getattr(runner, 'backend', '')} runner cannot change its prompt; leave out --prompt")
+    setter(template)
+
+
+def choose_rule(
+    labels: Sequence[str],
+    threshold: float | None = None,
+    threshold_file: str | os.PathLike[str] | None = None,
+    topk: int | None = None,
+    scores_mode: str = "tags",
+    model: str | os.PathLike[str] | None = None,
+    default_topk: int = 5,
+) -> tuple[DecisionRule, str]:
+    """The decision rule from the user's options, and a phrase saying where it came from.
+
+    With none given: the model's stored thresholds when they were fitted for exactly these labels
+    (`sigrl calibrate`), else the `default_topk` best labels. Scores are relative to the label
+    set, so no global threshold could be a sensible default.
+    """
+    per_label = read_thresholds(threshold_file, labels) if threshold_file is not None else None
+    parts = []
+    if threshold is None and per_label is None and topk is None:
+        stored = stored_thresholds(model, labels)
+        if stored is not None:
+            path, per_label = stored
+            parts.append(f"thresholds fitted for these labels ({path})")
+        else:
+            topk = min(default_topk, len(labels))
+            parts.append(f"top-{topk} (default; choose with --threshold, --threshold-file or --topk)")
+    else:
+        if per_label is not None:
+            parts.append(f"thresholds from {threshold_file} ({len(per_label)} labels)")
+        if threshold is not None:
+            parts.append(f"threshold {threshold:g}" + (" for the other labels" if per_label else ""))
+        if topk is not None:
+            parts.append(f"top-{topk}")
+    return make_rule(labels, threshold, per_label, topk, scores_mode), ", ".join(parts)
+
+
+def label_hash(labels: Sequence[str], prompt: str) -> str:
+    """Identifies the label side of a run: the labels in order and the prompt template."""
+    blob = json.dumps({"labels": list(labels), "prompt": prompt}, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_tagging(
+    inputs: Sequence[str | os.PathLike[str]],
+    runner: Any,
+    labels: Sequence[str],
+    rule: DecisionRule,
+    output_path: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    workers: int = 2,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> Summary:
+    """Tags every image under `inputs` into `output_path`; see the module docstring.
+
+    `runner` is any `sigrl.runtime.Runner` (infer, preprocess, max_batch, model_hash, ...).
+    Per-image failures become error records; an error of the runner itself stops the run (the
+    records written so far stay valid and `resume` continues from them).
+    """
+    labels = list(labels)
+    if tuple(labels) != rule.labels:
+        raise ValueError("the decision rule was made for a different label list")
+    started = time.perf_counter()
+    found = discover(inputs)
+    batch = max(1, min(batch_size, runner.max_batch(len(labels))))
+    if batch < batch_size:
+        log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))
+    meta = _run_meta(runner, labels, rule, batch, workers, max_pixels, extra_meta)
+    summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
+    with open_output(output_path, resume=resume, overwrite=overwrite) as out:
+        summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
+        previous = _check_resumable(output_path, meta) if resume else None
+        todo = [p for p in found.paths if not out.is_done(p)]
+        summary.skipped = len(found.paths) - len(todo)
+        summary.errors += _record_problems(out, found.problems, summary)
+        summary.label_side = _warm_labels(runner, labels, summary.timings)
+        runs = _earlier_runs(previous)
+        _save_meta(output_path, meta, summary, runs, "running")
+        status = "failed"
+        try:
+            saver = lambda: _save_meta(output_path, meta, summary, runs, "running")  # noqa: E731
+            _tag(out, todo, runner, labels, rule, batch, workers, max_pixels, progress, summary, saver)
+            status = "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            summary.wall_s = time.perf_counter() - started
+            if progress is not None:
+                progress.close()
+            out.close()
+            _save_meta(output_path, meta, summary, runs, status)
+    return summary
+
+
+def _tag(
+    out: Output,
+    todo: list[Path],
+    runner: Any,
+    labels: list[str],
+    rule: DecisionRule,
+    batch: int,
+    workers: int,
+    max_pixels: int,
+    progress: Progress | None,
+    summary: Summary,
+    save_meta: Any,
+) -> None:
+    timings = summary.timings
+    last_save = time.monotonic()
+    for key in ("decode_wait_s", "infer_s", "write_s"):
+        timings.setdefault(key, 0.0)
+    if progress is not None:
+        progress.start(len(todo), summary.skipped)
+    batches = iter_batches(todo, runner.preprocess, batch_size=batch, workers=workers, max_pixels=max_pixels)
+    try:
+        mark = time.perf_counter()
+        for item in batches:
+            now = time.perf_counter()
+            timings["decode_wait_s"] += now - mark
+            scores = runner.infer(item.images, labels) if item.paths else item.images[:0, :0]  # [b, N]
+            mark = time.perf_counter()
+            timings["infer_s"] += mark - now
+            out.write(batch_records(item.paths, scores, rule, item.failures))
+            summary.tagged += len(item.paths)
+            summary.errors += len(item.failures)
+            now = time.perf_counter()
+            timings["write_s"] += now - mark
+            mark = now
+            if progress is not None:
+                progress.update(len(item), summary.errors)
+            if time.monotonic() - last_save > META_INTERVAL_S:
+                save_meta()  # so a killed run still leaves recent counts behind
+                last_save = time.monotonic()
+    finally:
+        batches.close()  # stops the decode pool at once when the consumer failed
+
+
+def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary) -> int:
+    """Unreadable folders hide images, so they get error records (and fail the run); links that
+    were skipped because they loop or repeat a folder are only noted."""
+    failures = []
+    for path, reason in problems:
+        if reason.startswith("unreadable"):
+            if not out.is_done(path):
+                failures.append(error_record(path, reason))
+        else:
+            summary.problems.append((os.fspath(path), reason))
+            log.warning("%s: %s", path, reason)
+    out.write(failures)
+    return len(failures)
+
+
+def _warm_labels(runner: Any, labels: list[str], timings: dict[str, float]) -> str:
+    """Computes (or loads) the label side before the clock of the image loop starts."""
+    before = getattr(runner, "text_runs", None)
+    start = time.perf_counter()
+    if hasattr(runner, "label_side"):
+        runner.label_side(labels)
+    timings["labels_s"] = time.perf_counter() - start
+    if before is None:
+        return "unknown"
+    return "encoded" if runner.text_runs > before else "cache"
+
+
+def _run_meta(
+    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, max_pixels: int,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    prompt = getattr(runner, "prompt", "")
+    return {
+        "sigrl_version": sigrl.__version__,
+        "model": getattr(runner, "name", type(runner).__name__),
+        "model_hash": runner.model_hash,
+        "backend": getattr(runner, "backend", ""),
+        "backend_reason": getattr(runner, "reason", ""),
+        "device": getattr(runner, "device", ""),
+        "precision": getattr(runner, "precision", ""),
+        "prompt": prompt,
+        "labels": labels,
+        "label_hash": label_hash(labels, prompt),
+        "decision": rule.to_dict(),
+        "preprocess": _plain(getattr(runner, "preprocess", None)),
+        "batch_size": batch,
+        "workers": workers,
+        "max_pixels": max_pixels,
+        **(extra or {}),
+    }
+
+
+def _plain(value: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
+    previous = read_meta(output_path)
+    if previous is None:
+        return None
+    changed = [key for key in _MUST_MATCH if key in previous and _canonical(previous[key]) != _canonical(meta[key])]
+    if changed:
+        what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores"}
+        listed = ", ".join(what[k] for k in changed)
+        raise SigrlError(
+            f"{output_path}: cannot resume with a different {listed} than the run that wrote it "
+            f"(see {meta_path(output_path)}); use the same settings, or --overwrite to start over"
+        )
+    return previous
+
+
+def _earlier_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    runs = [dict(r) for r in (previous or {}).get("runs", [])]
+    for run in runs:
+        if run.get("status") == "running":  # it never wrote its final state: it was killed
+            run["status"] = "killed"
+    return runs
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, status: str) -> None:
+    this_run = {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+        "discovered": summary.discovered,
+        "skipped": summary.skipped,
+        "tagged": summary.tagged,
+        "errors": summary.errors,
+        "wall_s": round(summary.wall_s, 3),
+        "images_per_s": round(summary.images_per_s, 2),
+        "label_side": summary.label_side,
+        "timings": {k: round(v, 3) for k, v in summary.timings.items()},
+        "problems": [{"path": p, "reason": r} for p, r in summary.problems],
+        "repaired_bytes": summary.repaired_bytes,
+        "backend": meta["backend"],
+        "precision": meta["precision"],
+    }
+    # Exact even after kills: every record in the file was counted when the file was opened.
+    records = summary.previous_records + summary.processed
+    write_meta(output_path, {**meta, "status": status, "records": records, "runs": runs + [this_run]})

@@ -200,6 +200,11 @@ def export_onnx(
     return manifest
 
 
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
 def quantize_image_graph(src: Path, dst: Path) -> None:
     """ONNX Runtime dynamic quantization: int8 weights, activations quantized per call (CPU)."""
     try:
@@ -207,5 +212,11 @@ def quantize_image_graph(src: Path, dst: Path) -> None:
     except ImportError:
         raise SigrlError("int8 export needs ONNX Runtime: pip install 'sigrl[onnx]'") from None
     tmp = dst.with_name(dst.name + ".tmp")
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    quiet = _DropRecords()  # the quantizer logs advice about uint8 inputs and pre-processing on the root logger
+    root.addFilter(quiet)
+    try:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(quiet)
     os.replace(tmp, dst)

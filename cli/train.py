@@ -1,0 +1,56 @@
+"""`sigrl train`: open-vocabulary (ov) or single-positive (spml) SigRL training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sigrl.train.recipe import TrainConfig
+
+
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder (config, metrics.jsonl, last/best/state checkpoints)."),
+    setting: str = typer.Option("ov", "--setting", help="ov (ranking + distillation) or spml (single positive)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training manifest (seen labels are trained)."),
+    init: Optional[str] = typer.Option(None, "--init", help="CLIP checkpoint from `sigrl pretrain`, a model config (sigrl-tiny) or open_clip:ARCH:TAG."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation manifest: best checkpoint by mAP over the training labels."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its saved config."),
+    variant: str = typer.Option("sigrl", "--variant", help="Head: sigrl or mkt."),
+    no_gmc: bool = typer.Option(False, "--no-gmc", help="Ablation: SigRL without GMC."),
+    no_svfr: bool = typer.Option(False, "--no-svfr", help="Ablation: SigRL without SVFR."),
+    topk: Optional[int] = typer.Option(None, "--topk", help="Patches in the local score (default: the model config's)."),
+    loss: str = typer.Option("em", "--loss", help="SPML loss: an, em or em_pl."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Default 20 (ov) / 10 (spml)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Default 1e-4 (ov, AdamW) / 1e-5 (spml, Adam)."),
+    warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs"),
+    trainable_blocks: Optional[int] = typer.Option(None, "--trainable-blocks", help="Last K ViT blocks train; -1: all."),
+    alpha: float = typer.Option(0.1, "--alpha", help="EM entropy weight."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Train on a seeded random subset of this many images."),
+    val_limit: Optional[int] = typer.Option(None, "--val-limit"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
+    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this many epochs (resume later)."),
+) -> None:
+    """Train SigRL (or an ablation / the MKT-style head) and write checkpoints to --out."""
+    if not resume and (data is None or init is None):
+        raise typer.BadParameter("--data and --init are required unless --resume is given")
+    cfg = TrainConfig(
+        setting=setting, data=str(data), init=str(init), out=str(out), val=str(val) if val else None,
+        variant=variant, gmc=not no_gmc, svfr=not no_svfr, topk=topk, loss=loss, epochs=epochs,
+        batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, trainable_blocks=trainable_blocks,
+        alpha=alpha, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads,
+    )
+    progress = train_run(cfg, resume=resume, stop_after=stop_after)
+    typer.echo(json.dumps(progress))
+    typer.echo(f"best: {out / 'best.safetensors'}")
+
+
+def train_run(cfg: TrainConfig, resume: bool, stop_after: Optional[int]) -> dict:
+    from sigrl.train.loop import train as run  # torch-heavy import only when the command runs
+
+    return run(cfg, resume=resume, stop_after=stop_after)

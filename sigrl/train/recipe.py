@@ -1,0 +1,106 @@
+"""Training recipes: one frozen config for both settings, with the reference defaults per setting.
+
+Fields left as None take the setting's reference default when the config is resolved, so the
+resolved config written to a run folder states every value that was used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from sigrl.errors import SigrlError
+from sigrl.train.losses import SPML_LOSSES
+
+SETTINGS = ("ov", "spml")
+
+# DESIGN.md section 3. OV: AdamW 1e-4, wd 0.05, 2 warm-up epochs then cosine to 1e-7, 20 epochs,
+# batch 32, last 2 blocks + heads with layer-wise decay 0.65. SPML: full fine-tune, Adam 1e-5,
+# 10 epochs.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ov": {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "warmup_epochs": 2.0, "epochs": 20,
+           "trainable_blocks": 2, "layer_decay": 0.65},
+    "spml": {"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "warmup_epochs": 0.0, "epochs": 10,
+             "trainable_blocks": -1, "layer_decay": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    setting: str
+    data: str  # training manifest
+    init: str  # sigrl model config name/JSON, sigrl CLIP checkpoint, or open_clip:ARCH[:TAG]
+    out: str  # run folder
+    val: str | None = None  # validation manifest (model selection); none: select the last epoch
+    # head of the trained model
+    variant: str = "sigrl"
+    gmc: bool = True
+    svfr: bool = True
+    topk: int | None = None  # None: the model config's
+    # optimisation (None: the setting's reference default)
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_epochs: float | None = None
+    min_lr: float = 1e-7
+    epochs: int | None = None
+    batch_size: int = 32
+    trainable_blocks: int | None = None  # last K ViT blocks; -1: all of the image tower
+    layer_decay: float | None = None
+    # OV
+    margin: float = 1.0
+    distill_weight: float = 1.0
+    # SPML
+    loss: str = "em"
+    alpha: float = 0.1
+    beta: float = 0.7
+    pl_threshold: float = 0.3
+    pl_temperature: float | None = None  # None: the initial CLIP's own logit scale
+    logit_init_scale: float = 4.0
+    spml_seed: int = 0  # which positive each image keeps when the data is fully annotated
+    # data and run
+    limit: int | None = None  # use a seeded random subset of this many training images
+    val_limit: int | None = None
+    flip: bool = True
+    crop_scale: float = 0.7  # random-resized-crop keeps this fraction of the area or more; 1: off
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA only
+    threads: int = 0
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise SigrlError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
+        if self.loss not in SPML_LOSSES:
+            raise SigrlError(f"SPML loss must be one of {SPML_LOSSES}, got {self.loss!r}")
+        if self.optimizer not in (None, "adam", "adamw"):
+            raise SigrlError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
+        if self.batch_size < 1 or (self.epochs is not None and self.epochs < 1):
+            raise SigrlError("batch size and epochs must be >= 1")
+        if not 0.0 < self.crop_scale <= 1.0:
+            raise SigrlError("crop_scale must be in (0, 1]")
+
+    def resolved(self) -> "TrainConfig":
+        """Every None optimisation field replaced by the setting's default."""
+        fill = {k: v for k, v in _DEFAULTS[self.setting].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **fill)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write(self, path: Path, model_config: Mapping[str, Any]) -> None:
+        path.write_text(json.dumps({"train": self.to_dict(), "model": dict(model_config)}, indent=2, sort_keys=True))
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run folder was started with (for --resume)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise SigrlError(f"{path}: no run config; --resume needs a run folder written by `sigrl train`")
+    data = json.loads(path.read_text())["train"]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in data.items() if k in known})

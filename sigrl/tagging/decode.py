@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -92,7 +93,7 @@ def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixe
 
 def _open_file(path: str | os.PathLike[str]):
     try:
-        fp = open(path, "rb")
+        fd = _open_fd(path)
     except FileNotFoundError:
         raise DecodeError("broken symlink" if os.path.islink(path) else "no such file") from None
     except PermissionError:
@@ -101,10 +102,20 @@ def _open_file(path: str | os.PathLike[str]):
         raise DecodeError("is a folder, not an image") from None
     except OSError as err:
         raise DecodeError(f"unreadable: {err.strerror or err}") from None
-    if os.fstat(fp.fileno()).st_size == 0:
-        fp.close()
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise DecodeError("is a folder, not an image" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+    if st.st_size == 0:
+        os.close(fd)
         raise DecodeError("zero-byte file")
-    return fp
+    return os.fdopen(fd, "rb")
+
+
+def _open_fd(path: str | os.PathLike[str]) -> int:
+    # O_NONBLOCK: a named pipe called "x.jpg" must fail the fstat check in _open_file, not block
+    # a decode worker forever (regular files ignore the flag).
+    return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
 
 
 def _draft(im: ImageFile.ImageFile, resize_size: int) -> None:

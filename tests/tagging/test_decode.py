@@ -49,10 +49,10 @@ def test_unreadable_file(tmp_path, preprocess, monkeypatch):
     save(tmp_path / "secret.png", smooth_image(40, 40))
 
     # Root reads files whatever their mode, so the permission failure is simulated at open().
-    def deny(path, mode="r"):
+    def deny(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(decode_module, "open", deny, raising=False)
+    monkeypatch.setattr(decode_module, "_open_fd", deny)
     assert reason(tmp_path / "secret.png", preprocess) == "unreadable: permission denied"
 
 

@@ -18,7 +18,9 @@ from . import data, info, pretrain
 from . import train as train_cmd
 from . import eval as eval_cmd
 from . import export as export_cmd
+from . import bench as bench_cmd
 from . import tag as tag_cmd
+from . import calibrate as calibrate_cmd
 
 app = typer.Typer(
     name="sigrl",
@@ -33,7 +35,9 @@ app.command("pretrain")(pretrain.pretrain)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.eval_command)
 app.command("export")(export_cmd.export)
+app.command("bench")(bench_cmd.bench)
 app.command("tag")(tag_cmd.tag)
+app.command("calibrate")(calibrate_cmd.calibrate)
 
 
 def _version_callback(value: bool) -> None:

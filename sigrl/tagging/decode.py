@@ -73,6 +73,8 @@ def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixe
         except Image.DecompressionBombError:
             raise DecodeError(f"too many pixels (over Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS})") from None
         except (OSError, SyntaxError, ValueError) as err:
+            if "truncated" in str(err).lower():  # cut off inside its header
+                raise DecodeError("truncated image (inside its header)") from None
             raise DecodeError(f"corrupt image header: {err}") from None
         with im:
             width, height = im.size

@@ -46,10 +46,12 @@ def _first(data: Mapping[str, Any], *keys: str) -> Any:
 
 def check_sidecar(sidecar: Mapping[str, Any], path: Path, gpu_name: str, trt_version: str) -> None:
     """Raise unless the engine was built for this GPU model and this TensorRT version."""
-    built_gpu = _first(sidecar, "gpu_name", "gpu")
-    built_trt = _first(sidecar, "tensorrt_version", "trt_version")
+    built_gpu = _first(sidecar, "gpu", "gpu_name")
+    built_trt = _first(sidecar, "tensorrt", "tensorrt_version", "trt_version")  # export/tensorrt.py writes "tensorrt"
     if built_gpu is None or built_trt is None:
-        raise SigrlError(f"{path}: sidecar lacks the GPU name or TensorRT version; rebuild with `sigrl export --format trt`")
+        raise SigrlError(
+            f"{path}: sidecar lacks the GPU name or TensorRT version; rebuild with `sigrl export --format trt`"
+        )
     if str(built_gpu) != gpu_name:
         raise SigrlError(
             f"{path}: engine was built for {built_gpu}, this GPU is {gpu_name}; TensorRT engines are specific to "

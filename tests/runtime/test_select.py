@@ -96,7 +96,7 @@ def test_trt_missing_is_one_line_with_install_hint(monkeypatch):
 
 
 def test_sidecar_mismatch_is_clear():
-    sidecar = {"gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt_version": "10.3.0", "compute_capability": [9, 0]}
+    sidecar = {"gpu": "NVIDIA H100 80GB HBM3", "tensorrt": "10.3.0", "compute_capability": "9.0"}
     check_sidecar(sidecar, Path("e.json"), "NVIDIA H100 80GB HBM3", "10.3.0")
     with pytest.raises(SigrlError, match=r"e.json: engine was built for NVIDIA H100 .* this GPU is NVIDIA L4"):
         check_sidecar(sidecar, Path("e.json"), "NVIDIA L4", "10.3.0")
@@ -130,7 +130,7 @@ def _build_engine(export: Path, n_labels: int) -> None:
         profile.set_shape(name, (1, 64), (n_labels, 64), (16, 64))
     config.add_optimization_profile(profile)
     (export / "image.fp16.plan").write_bytes(bytes(builder.build_serialized_network(network, config)))
-    sidecar = {"gpu_name": torch.cuda.get_device_name(0), "tensorrt_version": trt.__version__}
+    sidecar = {"gpu": torch.cuda.get_device_name(0), "tensorrt": trt.__version__}  # export/tensorrt.py's keys
     (export / "image.fp16.json").write_text(json.dumps(sidecar))
 
 

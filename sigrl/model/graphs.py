@@ -22,6 +22,9 @@ class TextGraph(nn.Module):
     def __init__(self, model: SigRL):
         super().__init__()
         self.model = model
+        # A fresh wrapper would start in training mode, and exporters restore the wrapper's mode
+        # recursively afterwards: inherit the model's mode so exporting never turns dropout on.
+        self.train(model.training)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embeddings = encode_tokens(self.model.clip, tokens).float()  # [N, D]
@@ -33,6 +36,7 @@ class ImageGraph(nn.Module):
     def __init__(self, model: SigRL):
         super().__init__()
         self.model = model
+        self.train(model.training)  # see TextGraph
 
     def forward(self, images: torch.Tensor, embeddings: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = self.model.normalize_uint8(images)  # [B, 3, S, S]

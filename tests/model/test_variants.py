@@ -71,3 +71,13 @@ def test_backbone_features_match_open_clip(tiny_model, tiny_images):
         pooled = tiny_model.clip.encode_image(images)
     assert feats.shape == (3, 16, tiny_model.dim)
     assert (g - pooled).abs().max().item() <= 1e-5
+
+
+def test_graph_wrappers_keep_the_model_mode(tiny_model):
+    from sigrl.model.graphs import ImageGraph, TextGraph
+
+    assert not tiny_model.training
+    for wrapper in (TextGraph(tiny_model), ImageGraph(tiny_model)):
+        assert not wrapper.training
+        wrapper.train(wrapper.training)  # what exporters do on exit: restore recursively
+        assert not tiny_model.gmc.training

@@ -10,10 +10,12 @@ Decisions the tracer forces, each verified by the parity cases:
   trace would bake for the traced N. The image graph is therefore exported with
   `head.label_chunk = None`: one whole-N head, exact for any N. Its two [B, P, N, D] intermediates
   are the memory peak, so runners bound B*N per call by choosing the batch size for the label
-  count. Measured on ONNX Runtime CPU, ViT-B/16 (P=196, D=512): peak RSS grows by about
-  0.40 MB per image-label pair, i.e. one fp32 [P, D] slice per (b, n) as the design predicts (see
-  the closing note of the change for the figures). Per-chunk graphs driven by the runner would cap
-  memory for any N but cost five graphs and a runner-side schedule; not done.
+  count. Measured (ONNX Runtime CPU, peak RSS growth of one call): ViT-B/16 (P=196, D=512)
+  20 / 75 / 149 MB at B=1 with N=16 / 48 / 96 and 158 MB at B=2, N=48, i.e. ~1.55 MB per
+  image-label pair, about four live fp32 [P, D] slices per pair (the tiny config: 16 KB per pair,
+  also 4 x P x D x 4 bytes). So B=8, N=81 needs ~1 GB and B=1, N=1006 ~1.6 GB; a runner with a
+  memory budget M takes B = max(1, M // (N * 4 * P * D * 4)). Per-chunk graphs driven by the
+  runner would cap memory for any N but cost five graphs and a runner-side schedule; not done.
 - GMC's row chunks: sigrl.model.gmc takes one chunk when traced, so the exported text graph holds
   the whole [N, N, heads, dim] pair term (2 GB at N=1006 for ViT-B/16). It runs once per label set.
 - Token context: tracing fixes the sequence length of open_clip's attention, so the text graph
@@ -175,8 +177,9 @@ def export_onnx(
     int8: bool = False,
 ) -> dict[str, Any]:
     """Write text.onnx, image.onnx (and image.int8.onnx) into out_dir; return the manifest."""
-    model = whole_head(model.eval())
+    # The manifest records the model as configured; the graphs are traced from the whole-N view.
     manifest = build_manifest(model, source, source_sha256, labels)
+    model = whole_head(model.eval())
     tokens, images = trace_inputs(model)
     with torch.no_grad():
         embeddings, context = TextGraph(model)(tokens)

@@ -8,8 +8,6 @@ from typing import List, Optional
 
 import typer
 
-from sigrl.train.pretrain import PretrainConfig, pretrain as run_pretrain
-
 
 def pretrain(
     data: List[Path] = typer.Option(..., "--data", help="Caption manifest(s): sigrl .jsonl with captions, or CSV/TSV (filepath,title)."),
@@ -24,6 +22,8 @@ def pretrain(
     eval_manifest: Optional[Path] = typer.Option(None, "--eval", help="Manifest for a zero-shot report after training."),
 ) -> None:
     """Pretrain a CLIP on image-caption pairs and write a checkpoint that `load_clip` accepts."""
+    from sigrl.train.pretrain import PretrainConfig, pretrain as run_pretrain  # torch + open_clip: only when run
+
     if out.suffix != ".safetensors":
         raise typer.BadParameter("--out must end in .safetensors")
     cfg = PretrainConfig(

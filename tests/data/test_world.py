@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sigrl.data.manifest import load_manifest
-from sigrl.data.world import SynthSpec, synth
+from sigrl.data.world import SynthSpec, contact_sheet, synth
 from sigrl.data.world_render import render_scene, shape_mask
 from sigrl.data.world_vocab import COLOURS, SHAPES, all_labels, seen_labels, unseen_labels
 from sigrl.errors import SigrlError
@@ -102,3 +102,9 @@ def test_every_shape_draws_a_distinct_mask() -> None:
 def test_too_small_images_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SigrlError, match="image-size"):
         synth(SynthSpec(out=tmp_path, seed=0, sizes={"train": 1}, image_size=16))
+
+
+def test_contact_sheet_tiles_the_first_scenes(world: Path) -> None:
+    sheet = contact_sheet(load_manifest(world / "test.jsonl"), count=4, columns=2, scale=2)
+    assert sheet.size[0] == 2 * (128 + 8)
+    assert np.asarray(sheet).std() > 10  # scenes were pasted, not a blank page

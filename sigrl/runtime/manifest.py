@@ -116,4 +116,21 @@ def read_manifest(directory: str | Path) -> ExportManifest:
     missing = [k for k in ("model", "preprocess", "prompt", "tokenizer", "graphs") if k not in data]
     if missing:
         raise SigrlError(f"{path}: manifest lacks {missing}; re-export the model")
+    _check_parity(directory, data)
     return ExportManifest(directory=directory, data=data)
+
+
+def _check_parity(directory: Path, data: Mapping[str, Any]) -> None:
+    """Refuse an export whose own verification failed (the exporter leaves it in place to redo)."""
+    report = directory / str(data.get("parity") or "parity.json")
+    if not report.is_file():
+        return
+    try:
+        passed = json.loads(report.read_text()).get("passed", True)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise SigrlError(f"{report}: unreadable parity report; re-export into {directory}") from None
+    if passed is False:
+        raise SigrlError(
+            f"{directory}: this export failed its parity check against PyTorch (see {report}); "
+            "fix the cause and re-export before using it"
+        )

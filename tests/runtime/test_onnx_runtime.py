@@ -92,3 +92,22 @@ def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
     np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
+
+
+def test_an_export_that_failed_parity_is_refused(tmp_path):
+    import json
+
+    import pytest
+
+    from sigrl.errors import SigrlError
+    from sigrl.runtime.manifest import read_manifest
+
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "format": "sigrl-export", "format_version": 1, "model": {}, "preprocess": {}, "prompt": "{label}",
+        "tokenizer": {}, "graphs": {}, "parity": "parity.json",
+    }))
+    (tmp_path / "parity.json").write_text(json.dumps({"passed": True}))
+    read_manifest(tmp_path)
+    (tmp_path / "parity.json").write_text(json.dumps({"passed": False}))
+    with pytest.raises(SigrlError, match="failed its parity check"):
+        read_manifest(tmp_path)

@@ -1,0 +1,354 @@
+"""`sigrl tag --engine ray`: the tagging job on a Ray cluster, through Ray Data and an actor pool.
+
+    driver:  discover + sort the images, cut them into fixed shards (sigrl.tagging.shards),
+             skip the shards already finished, build one Ray Data dataset row per shard
+    tasks:   decode a shard's images (the local engine's decoder and thread pool)
+    actors:  one model replica each (any backend, loaded once through open_runner); score a
+             shard, turn scores into records with the run's decision rule, write the shard file
+             atomically, return its manifest entry
+    driver:  note finished shards in the manifest as they stream back; write the run sidecar
+
+The shard is the unit of work, of retry and of output. Ray restarts an actor that dies and
+retries its shard (Ray Data's default for actor pools); since a shard file is only ever renamed
+into place whole, a retried shard replaces its own file and every image is recorded exactly once.
+
+Where decoding runs: with GPU replicas, in separate CPU tasks (Ray Data `map`) that overlap with
+inference and ship decoded images to the actors through the object store. CPU replicas decode their
+own shard in a thread pool overlapped with inference, as the local engine does: there the decode
+tasks would only compete with the actors for the same cores and copy every image once more.
+
+Ray is imported only here, and only when a run starts: `pip install 'sigrl[ray]'`.
+
+Test-only: when the environment variable SIGRL_RAY_TEST_CRASH_DIR names a folder that holds a file
+`armed`, the first scoring call that sees it renames it to `fired` and kills its own process
+(os._exit), so tests can check that Ray's retry leaves every image recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from sigrl.errors import SigrlError
+from sigrl.tagging import job
+from sigrl.tagging.decisions import DecisionRule
+from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+from sigrl.tagging.job import Progress, Summary
+from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.records import batch_records, error_record
+from sigrl.tagging.shards import Manifest, Shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard
+from sigrl.tagging.sources import discover
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "the ray engine needs Ray: pip install 'sigrl[ray]'"
+CRASH_ENV = "SIGRL_RAY_TEST_CRASH_DIR"
+DEFAULT_SHARD_SIZE = 1000
+MANIFEST_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """How each replica opens its runner: the arguments of `sigrl.runtime.open_runner` (+ prompt).
+
+    A runner cannot travel to a Ray worker; this recipe does, and every actor builds its own.
+    """
+
+    model: str
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str | None = None
+    label_cache: str | None = None
+    prompt: str | None = None
+
+    def open(self) -> Any:
+        from sigrl.runtime import open_runner
+
+        runner = open_runner(self.model, self.backend, self.device, self.precision, self.label_cache)
+        job.apply_prompt(runner, self.prompt)
+        return runner
+
+
+def require_ray() -> Any:
+    """The `ray` module with Ray Data, or a SigrlError that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise SigrlError(INSTALL_HINT) from None
+    return ray
+
+
+def run_tagging_ray(
+    inputs: Sequence[str | os.PathLike[str]],
+    runner: RunnerSpec,
+    labels: Sequence[str],
+    rule: DecisionRule,
+    output_path: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    workers: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    *,
+    address: str | None = None,
+    replicas: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> Summary:
+    """`job.run_tagging` on Ray: same records and sidecar, written as shards into the folder
+    `output_path` (see sigrl.tagging.shards). `workers` is decoding threads per decode task.
+
+    `address`: None starts a local Ray instance (or uses the one this process already runs),
+    "auto" joins the cluster this machine belongs to, "ray://host:port" a remote one.
+    `replicas`: model replicas (actors); default one per GPU, else one per two CPUs.
+    """
+    ray = require_ray()
+    labels = list(labels)
+    if tuple(labels) != rule.labels:
+        raise ValueError("the decision rule was made for a different label list")
+    shard_format(output_path)  # a wrong folder name fails before Ray starts
+    started = time.perf_counter()
+    found = discover(inputs)
+    shards = plan_shards(found.paths, shard_size)
+    unreadable = [(p, r) for p, r in found.problems if r.startswith("unreadable")]
+    if unreadable:  # as in the local engine: folders that could not be read get error records
+        shards.append(make_shard(len(shards), [p for p, _ in unreadable]))
+    manifest = open_manifest(output_path, shards, shard_size, resume=resume, overwrite=overwrite)
+    own_ray = _connect(ray, address)
+    try:
+        return _run(ray, found, unreadable, manifest, runner, labels, rule, output_path, resume, batch_size, workers,
+                    max_pixels, progress, extra_meta, replicas, started)
+    finally:
+        if own_ray:
+            ray.shutdown()
+
+
+def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: RunnerSpec, labels: list[str],
+         rule: DecisionRule, output_path: Any, resume: bool, batch_size: int, workers: int, max_pixels: int,
+         progress: Progress | None, extra_meta: dict[str, Any] | None, replicas: int | None, started: float) -> Summary:
+    use_gpu, replicas = _placement(ray, spec, replicas)
+    described = _describe(ray, spec, labels, use_gpu)
+    batch = max(1, min(batch_size, described.max_batch))
+    extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
+    meta = job._run_meta(described, labels, rule, batch, workers, max_pixels, extra)
+    previous = job._check_resumable(output_path, meta) if resume else None
+    runs = job._earlier_runs(previous)
+    summary = Summary(output=Path(output_path), meta=Path(os.fspath(output_path) + ".meta.json"),
+                      discovered=len(found.paths), batch_size=batch, label_side=described.label_side)
+    summary.problems = [(os.fspath(p), r) for p, r in found.problems if not r.startswith("unreadable")]
+    summary.previous_records = manifest.record_count()
+    summary.skipped = sum(len(s.paths) for s in manifest.shards if s.index in manifest.entries)
+    summary.timings.update({"labels_s": described.labels_s, "decode_s": 0.0, "infer_s": 0.0, "write_s": 0.0})
+    todo = manifest.todo()
+    if unreadable and todo and todo[-1].index == manifest.shards[-1].index:
+        _write_problems(manifest, todo.pop(), unreadable, summary)
+    job._save_meta(output_path, meta, summary, runs, "running")
+    status = "failed"
+    try:
+        if progress is not None:
+            progress.start(sum(len(s.paths) for s in todo), summary.skipped)
+        if todo:
+            _stream(ray, todo, manifest, spec, labels, rule, batch, workers, max_pixels, described.preprocess,
+                    use_gpu, replicas, progress, summary, lambda: job._save_meta(output_path, meta, summary, runs, "running"))
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        summary.wall_s = time.perf_counter() - started
+        if progress is not None:
+            progress.close()
+        manifest.save()
+        if status == "complete":
+            for name in remove_stale(manifest):
+                log.info("removed %s: a shard of an earlier plan", name)
+        job._save_meta(output_path, meta, summary, runs, status)
+    return summary
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Joins or starts Ray; True when this call started it (and must shut it down)."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    except ConnectionError as err:
+        raise SigrlError(f"cannot reach the Ray cluster at {address!r} ({err}); start it with `ray start --head` "
+                         "or leave out --address to run on this machine") from None
+    return True
+
+
+def _placement(ray: Any, spec: RunnerSpec, replicas: int | None) -> tuple[bool, int]:
+    """(replicas use a GPU each, number of replicas)."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    use_gpu = spec.device == "cuda" or (spec.device == "auto" and gpus > 0)
+    if use_gpu and gpus == 0:
+        raise SigrlError("--device cuda was asked for but the Ray cluster has no GPUs; use --device cpu")
+    default = gpus if use_gpu else max(1, cpus // 2)
+    replicas = default if replicas is None else replicas
+    if replicas < 1:
+        raise SigrlError(f"--replicas must be >= 1, got {replicas}")
+    return use_gpu, replicas
+
+
+def _describe(ray: Any, spec: RunnerSpec, labels: list[str], use_gpu: bool) -> SimpleNamespace:
+    """What the run's sidecar says about the model, asked of a worker placed like a replica (the
+    driver may have no GPU, or not the backend). It also warms a shared label cache."""
+    task = ray.remote(_describe_task).options(num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=1)
+    try:
+        info = ray.get(task.remote(spec, labels))
+    except Exception as err:  # a user's mistake (bad model path) arrives wrapped by Ray
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, SigrlError):
+            raise SigrlError(str(cause)) from None
+        raise
+    return SimpleNamespace(**info)
+
+
+def _describe_task(spec: RunnerSpec, labels: list[str]) -> dict[str, Any]:
+    with spec.open() as runner:
+        before = getattr(runner, "text_runs", None)
+        start = time.perf_counter()
+        runner.label_side(labels)
+        labels_s = time.perf_counter() - start
+        encoded = before is not None and runner.text_runs > before
+        return {
+            "name": runner.name, "model_hash": runner.model_hash, "backend": runner.backend, "reason": runner.reason,
+            "device": runner.device, "precision": runner.precision, "prompt": runner.prompt,
+            "preprocess": runner.preprocess, "max_batch": runner.max_batch(len(labels)),
+            "label_side": "encoded" if encoded else "cache", "labels_s": labels_s,
+        }
+
+
+def _write_problems(manifest: Manifest, shard: Shard, unreadable: list, summary: Summary) -> None:
+    records = [error_record(p, r) for p, r in unreadable]
+    manifest.finish(write_shard(manifest.out_dir, shard, records, manifest.suffix))
+    summary.errors += len(records)
+
+
+def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, labels: list[str], rule: DecisionRule,
+            batch: int, workers: int, max_pixels: int, preprocess: Any, use_gpu: bool, replicas: int,
+            progress: Progress | None, summary: Summary, save_meta: Any) -> None:
+    """Runs the Ray Data pipeline over the unfinished shards and notes each finished one."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    rows = [{"index": s.index, "digest": s.digest, "paths": json.dumps(list(s.paths))} for s in todo]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    if use_gpu:  # decode on CPU tasks, overlapped with the GPUs; CPU replicas decode themselves
+        ds = ds.map(_decode_shard, fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels, "threads": workers},
+                    num_cpus=1)
+    ds = ds.map_batches(
+        _ShardScorer, batch_size=1, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=replicas),
+        fn_constructor_kwargs={"spec": spec, "labels": labels, "rule": rule, "batch": batch, "threads": workers,
+                               "max_pixels": max_pixels, "out_dir": os.fspath(manifest.out_dir),
+                               "suffix": manifest.suffix},
+        num_cpus=1, num_gpus=1 if use_gpu else 0,
+    )
+    last_save = time.monotonic()
+    for entry in ds.iter_rows():
+        entry = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in entry.items()}
+        if entry["index"] in manifest.entries:  # a shard reported twice is still one file
+            continue
+        for key in ("decode_s", "infer_s", "write_s"):
+            summary.timings[key] += entry.pop(key)
+        manifest.finish(entry)
+        summary.tagged += entry["records"] - entry["errors"]
+        summary.errors += entry["errors"]
+        if progress is not None:
+            progress.update(entry["images"], summary.errors)
+        if time.monotonic() - last_save > MANIFEST_INTERVAL_S:
+            manifest.save()  # so a killed driver still leaves recent progress behind
+            save_meta()
+            last_save = time.monotonic()
+
+
+def _decode_shard(row: dict[str, Any], preprocess: Any, max_pixels: int, threads: int) -> dict[str, Any]:
+    """One shard's images decoded (uint8 [n, S, S, 3] as raw bytes) plus its failures."""
+    start = time.perf_counter()
+    paths = json.loads(row["paths"])
+    ok: list[str] = []
+    failures: list[list[str]] = []
+    parts: list[np.ndarray] = []
+    for item in iter_batches(paths, preprocess, batch_size=max(1, len(paths)), workers=threads, max_pixels=max_pixels):
+        ok.extend(os.fspath(p) for p in item.paths)
+        failures.extend([os.fspath(p), reason] for p, reason in item.failures)
+        parts.append(item.images)
+    images = np.concatenate(parts) if parts else np.zeros((0, 0, 0, 3), np.uint8)  # [n, S, S, 3]
+    return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "ok": json.dumps(ok),
+            "failures": json.dumps(failures), "images": images.tobytes(), "decode_s": time.perf_counter() - start}
+
+
+class _ShardScorer:
+    """A Ray Data actor: one model replica that scores whole shards and writes their files."""
+
+    def __init__(self, spec: RunnerSpec, labels: list[str], rule: DecisionRule, batch: int, threads: int,
+                 max_pixels: int, out_dir: str, suffix: str) -> None:
+        self.runner = spec.open()
+        self.labels, self.rule, self.batch = labels, rule, batch
+        self.threads, self.max_pixels = threads, max_pixels
+        self.out_dir, self.suffix = out_dir, suffix
+        self.runner.label_side(labels)  # before the first shard, not inside its timing
+
+    def __call__(self, table: Any) -> dict[str, list]:
+        out: dict[str, list] = {k: [] for k in ("index", "file", "images", "records", "errors", "bytes", "decode_s", "infer_s", "write_s")}
+        for row in table.to_pylist():
+            _crash_for_tests()
+            entry = self._score(row)
+            for key in out:
+                out[key].append(entry[key])
+        return out
+
+    def _score(self, row: dict[str, Any]) -> dict[str, Any]:
+        timings = {"decode_s": row.get("decode_s") or 0.0, "infer_s": 0.0}
+        records = []
+        n_labels = len(self.labels)
+        mark = time.perf_counter()
+        for paths, images, failures in self._batches(row):
+            now = time.perf_counter()
+            timings["decode_s"] += now - mark  # waiting for decoded images (CPU replicas only)
+            scores = self.runner.infer(images, self.labels) if paths else np.zeros((0, n_labels), np.float32)  # [b, N]
+            records.extend(batch_records(paths, scores, self.rule, failures))
+            mark = time.perf_counter()
+            timings["infer_s"] += mark - now
+        shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"])
+        entry = write_shard(self.out_dir, shard, records, self.suffix)
+        return {**entry, **timings, "write_s": time.perf_counter() - mark}
+
+    def _batches(self, row: dict[str, Any]) -> Iterator[tuple[list, Any, list]]:
+        """(paths, uint8 images [b, S, S, 3], failures) per inference batch of one shard."""
+        if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
+            paths = json.loads(row["paths"])
+            for item in iter_batches(paths, self.runner.preprocess, self.batch, self.threads, self.max_pixels):
+                yield item.paths, item.images, item.failures
+            return
+        size = self.runner.preprocess.image_size
+        ok, failures = json.loads(row["ok"]), json.loads(row["failures"])
+        images = np.frombuffer(row["images"], dtype=np.uint8).reshape(len(ok), size, size, 3)  # [n, S, S, 3]
+        for i in range(0, len(ok), self.batch):
+            yield ok[i : i + self.batch], images[i : i + self.batch], []
+        yield [], None, failures
+
+
+def _crash_for_tests() -> None:
+    """See the module docstring: a test-only way to kill a replica in the middle of a run."""
+    folder = os.environ.get(CRASH_ENV)
+    if not folder:
+        return
+    try:
+        os.rename(os.path.join(folder, "armed"), os.path.join(folder, "fired"))  # atomic: one actor wins
+    except OSError:
+        return
+    os._exit(1)

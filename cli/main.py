@@ -21,6 +21,7 @@ from . import export as export_cmd
 from . import bench as bench_cmd
 from . import tag as tag_cmd
 from . import calibrate as calibrate_cmd
+from . import merge as merge_cmd
 
 app = typer.Typer(
     name="sigrl",
@@ -38,6 +39,7 @@ app.command("export")(export_cmd.export)
 app.command("bench")(bench_cmd.bench)
 app.command("tag")(tag_cmd.tag)
 app.command("calibrate")(calibrate_cmd.calibrate)
+app.command("merge")(merge_cmd.merge)
 
 
 def _version_callback(value: bool) -> None:

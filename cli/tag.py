@@ -36,6 +36,10 @@ def tag(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images with more pixels than this (decompression bombs); default ~179 million."),
     progress: Optional[bool] = typer.Option(None, "--progress/--quiet", help="Progress bar on stderr; default: on when stderr is a terminal. --quiet also hides the backend line."),
     label_cache: Optional[Path] = typer.Option(None, "--label-cache", help="Folder for cached label-side tensors (default $SIGRL_CACHE/labels or ~/.cache/sigrl/labels)."),
+    engine: str = typer.Option("local", "--engine", help="local, or ray: Ray Data with one model replica per GPU/CPU slot; --out is then a folder of shards (join them with `sigrl merge`)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster for --engine ray: auto or ray://host:port; default: a local Ray instance."),
+    replicas: Optional[int] = typer.Option(None, "--replicas", help="Model replicas for --engine ray (default: one per GPU, else one per 2 CPUs)."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Images per output shard for --engine ray (the unit of retry and resume)."),
 ) -> None:
     """Tag every image under INPUTS; every image gets exactly one record, failures included.
 
@@ -51,6 +55,15 @@ def tag(
     target = resolve_model(model)
     show = sys.stderr.isatty() if progress is None else progress
     cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
+    if engine != "local":
+        from sigrl.tagging.ray_engine import run_with_ray
+
+        rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
+        summary = run_with_ray(engine, [os.fspath(p) for p in inputs], target, backend, device, precision, cache.directory, prompt,
+                               names, rule, rule_source, out, resume, overwrite, batch_size, workers, max_pixels,
+                               _Bar() if show else None, address, replicas, shard_size, echo=None if progress is False else lambda m: typer.echo(m, err=True))
+        _finish(summary, out)
+        return
     with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache) as runner:
         if progress is not False:
             typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
@@ -64,6 +77,10 @@ def tag(
             max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=_Bar() if show else None,
             extra_meta={"decision_source": rule_source},
         )
+    _finish(summary, out)
+
+
+def _finish(summary, out: Path) -> None:
     for path, reason in summary.problems:
         typer.echo(f"note: {path}: {reason}", err=True)
     typer.echo(summary.line())

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +85,28 @@ def require_ray() -> Any:
     except ImportError:
         raise SigrlError(INSTALL_HINT) from None
     return ray
+
+
+def run_with_ray(
+    engine: str, inputs: Sequence[str], model: str, backend: str, device: str, precision: str | None,
+    label_cache: str | os.PathLike[str] | None, prompt: str | None, labels: Sequence[str], rule: DecisionRule,
+    rule_source: str, output_path: str | os.PathLike[str], resume: bool, overwrite: bool, batch_size: int,
+    workers: int | None, max_pixels: int | None, progress: Progress | None, address: str | None,
+    replicas: int | None, shard_size: int, echo: Callable[[str], None] | None = None,
+) -> Summary:
+    """What `sigrl tag --engine ray` calls with its parsed options; `echo` gets the status lines."""
+    if engine != "ray":
+        raise SigrlError(f"--engine must be local or ray, got {engine!r}")
+    require_ray()
+    spec = RunnerSpec(model, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
+    if echo is not None:
+        echo(f"engine: ray ({address or 'local Ray instance'}), shards of {shard_size} images -> {output_path}/")
+        echo(f"decision: {rule_source}")
+    return run_tagging_ray(
+        inputs, spec, labels, rule, output_path, resume=resume, overwrite=overwrite, batch_size=batch_size,
+        workers=1 if workers is None else workers, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=progress,
+        extra_meta={"decision_source": rule_source}, address=address, replicas=replicas, shard_size=shard_size,
+    )
 
 
 def run_tagging_ray(

@@ -36,14 +36,25 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    spec: str  # what open_model / export_model accept: checkpoint, config name or open_clip spec
+    spec: str | None  # what open_model accepts (checkpoint, config name, open_clip spec); None: export only
     note: str  # where it came from, shown in the report
+    export: str | None = None  # an export directory given with --model
+
+    @property
+    def label(self) -> str:
+        return self.spec or str(self.export)
 
 
 def resolve_model(model: str | None) -> ModelChoice:
-    """The given model, else the embedded default model, else the tiny config (random weights)."""
+    """The given model, else the embedded default model, else the tiny config (random weights).
+
+    An export directory is accepted too: its graphs are measured as they are, and the PyTorch rows
+    run its source checkpoint when that file is still where the export recorded it.
+    """
     if model:
         path = Path(model)
+        if path.is_dir():
+            return _from_export(path)
         if model.endswith(".safetensors") and not path.is_file():
             raise SigrlError(f"{model}: no such checkpoint; pass --model with an existing .safetensors file")
         return ModelChoice(model, "given with --model")
@@ -58,6 +69,15 @@ def resolve_model(model: str | None) -> ModelChoice:
         why = f"not available ({type(err).__name__}: {err})"
     log.warning("embedded default model %s; benchmarking %s with random weights", why, FALLBACK_MODEL)
     return ModelChoice(FALLBACK_MODEL, f"{FALLBACK_MODEL} with random weights (embedded default model {why})")
+
+
+def _from_export(path: Path) -> ModelChoice:
+    from sigrl.runtime.manifest import read_manifest
+
+    source = read_manifest(path).data["model"].get("source")
+    if source and Path(source).is_file():
+        return ModelChoice(str(source), f"source checkpoint of the export {path}", str(path))
+    return ModelChoice(None, f"the export {path} (its source {source!r} is not available to PyTorch)", str(path))
 
 
 def world_test_split(n_images: int, root: Path | None = None) -> Path:
@@ -121,6 +141,22 @@ def ensure_export(spec: str, root: Path | None = None) -> ExportOutcome:
             log.warning("export of %s failed", spec, exc_info=True)
             return ExportOutcome(None, f"export failed: {type(err).__name__}: {err}", {})
     return ExportOutcome(directory, "", _read_parity(directory))
+
+
+def ensure_engine(directory: Path, precision: str) -> str:
+    """Build (or reuse, TensorRT caches them) the export's engine; returns "" or why it failed."""
+    from sigrl.runtime.manifest import read_manifest
+
+    if precision in read_manifest(directory).engines():
+        return ""
+    from sigrl.export.exporter import export_model
+
+    try:
+        export_model(None, directory, format="trt", precision=precision)
+    except Exception as err:  # a failed engine build is the trt row's status
+        log.warning("TensorRT %s engine for %s failed", precision, directory, exc_info=True)
+        return f"engine build failed: {type(err).__name__}: {err}"
+    return ""
 
 
 def _read_parity(directory: Path) -> dict:

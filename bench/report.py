@@ -120,20 +120,26 @@ def plot(result: dict[str, Any], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     ran = [r for r in result["rows"] if r["status"] == "ran" and not math.isnan(r.get("mAP", math.nan))]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     pts = [(r["throughput"]["images_per_s"], r["mAP"]) for r in ran]
-    for (x, y), r in zip(pts, ran):
+    for i, ((x, y), r) in enumerate(zip(pts, ran)):
         ax.scatter([x], [y], s=40, zorder=3)
-        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        # staggered offsets keep the names of nearby points apart
+        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(6, 6 - 11 * (i % 3)), fontsize=8)
     front = pareto_front(pts)
     if front:
-        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="gray", zorder=2,
-                label="Pareto front")
-        ax.legend(loc="lower left")
+        fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
+        ax.plot(fx, fy, "--", color="gray", zorder=2)
+        ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", zorder=4, label="Pareto front")
+        ax.legend(loc="best")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.25, y=0.15)
     ax.set_xlabel("model-only throughput at best batch (images/s, log)")
     ax.set_ylabel("mAP")
     ax.set_title(f"{result['model']['spec']} on {result['data']['images']} images")
@@ -144,6 +150,11 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         ax2.plot([c["n_labels"] for c in cs], [c["seconds_per_image"] * 1e3 for c in cs], "o-", label=variant)
     ax2.set_xscale("log")
     ax2.set_yscale("log")
+    for axis in (ax2.xaxis, ax2.yaxis):
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if cases:
+        ax2.set_xticks(sorted({c["n_labels"] for c in cases}))
     ax2.set_xlabel("labels N")
     ax2.set_ylabel("ms per image (full model)")
     ax2.set_title("head scaling")

@@ -20,7 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sigrl.bench.inputs import ExportOutcome, ModelChoice, ensure_export, resolve_model, world_test_split
+from sigrl.bench.inputs import (
+    ExportOutcome, ModelChoice, ensure_engine, ensure_export, resolve_model, world_test_split,
+)
 from sigrl.bench.matrix import NAIVE, REFERENCE, RowSpec, select_rows, unavailable_reason
 from sigrl.bench.timing import Repeats
 from sigrl.errors import SigrlError
@@ -92,8 +94,10 @@ def prepare_data(config: BenchConfig, preprocess, directory: Path) -> tuple[Work
     return ws, info
 
 
-def _artifact_bytes(row: RowSpec, model: ModelChoice, export: ExportOutcome, param_bytes: int) -> int | None:
+def _artifact_bytes(row: RowSpec, model: ModelChoice, export: ExportOutcome, param_bytes: int | None) -> int | None:
     if row.backend in ("torch", NAIVE):
+        if model.spec is None:
+            return None
         path = Path(model.spec)
         return path.stat().st_size if path.is_file() else param_bytes
     if export.directory is None:
@@ -153,11 +157,16 @@ def plan_row(row: RowSpec, ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     export: ExportOutcome = ctx["export"]
     out: dict[str, Any] = {
         "row": row.name, "backend": row.backend, "precision": row.precision, "device": row.device,
-        "export": "n/a" if row.backend in ("torch", NAIVE) else ("failed" if export.error else "ok"),
+        "export": {"torch": "n/a", NAIVE: "n/a", "trt": "not built"}.get(row.backend, "failed" if export.error else "ok"),
         "parity": _parity(row, export),
-        "artifact_bytes": _artifact_bytes(row, ctx["model"], export, ctx["param_bytes"]),
     }
     reason = unavailable_reason(row, ctx["gpu"], export.error, ctx["export_precisions"])
+    if not reason and row.backend == "trt":
+        reason = ensure_engine(export.directory, row.precision)
+        out["export"] = "failed" if reason else "ok"
+    if not reason and row.backend in ("torch", NAIVE) and ctx["model"].spec is None:
+        reason = "no PyTorch model: the export's source checkpoint is not available (pass it with --model)"
+    out["artifact_bytes"] = _artifact_bytes(row, ctx["model"], export, ctx["param_bytes"])
     if reason:
         return {**out, "status": "unavailable", "reason": reason}, None
     key = f"{row.backend}-{row.precision}-{row.device}"
@@ -227,7 +236,6 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
 def run_bench(config: BenchConfig, command: str = "") -> dict[str, Any]:
     """Measure every row and the head scaling; returns the JSON-ready result (see report.py)."""
     from sigrl.environment import describe_environment
-    from sigrl.model.factory import open_model
     from sigrl.runtime import gpu_visible
 
     started = time.time()
@@ -237,12 +245,9 @@ def run_bench(config: BenchConfig, command: str = "") -> dict[str, Any]:
         rows.insert(0, REFERENCE)  # every delta and drift is measured against it
     rows.sort(key=lambda r: r != REFERENCE)
     model = resolve_model(config.model)
-    torch_model = open_model(model.spec)
-    param_bytes = sum(t.numel() * t.element_size() for t in torch_model.state_dict().values())
-    preprocess = torch_model.config.preprocess
-    del torch_model
+    param_bytes, preprocess = _model_facts(model)
     needs_export = any(r.backend in ("onnx", "trt") for r in rows) or bool(config.labels_sweep)
-    export = ensure_export(model.spec) if needs_export else ExportOutcome(None, "not needed", {})
+    export = ensure_export(model.export or model.label) if needs_export else ExportOutcome(None, "not needed", {})
     gpu = gpu_visible()
     export_precisions = _export_precisions(export)
     with tempfile.TemporaryDirectory(prefix="sigrl-bench-") as tmp:
@@ -257,13 +262,26 @@ def run_bench(config: BenchConfig, command: str = "") -> dict[str, Any]:
         "elapsed_s": time.time() - started,
         "environment": describe_environment(),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
-        "model": {"spec": model.spec, "note": model.note, "parameter_bytes": param_bytes,
+        "model": {"spec": model.label, "note": model.note, "parameter_bytes": param_bytes,
                   "export": str(export.directory) if export.directory else None, "export_error": export.error},
         "data": data_info,
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         "rows": results,
         "head_scaling": scaling,
     }
+
+
+def _model_facts(model: ModelChoice) -> tuple[int | None, Any]:
+    """(bytes of the weights in memory, the model's preprocessing)."""
+    if model.spec is None:
+        from sigrl.runtime.manifest import read_manifest
+
+        return None, read_manifest(model.export).preprocess
+    from sigrl.model.factory import open_model
+
+    torch_model = open_model(model.spec)
+    param_bytes = sum(t.numel() * t.element_size() for t in torch_model.state_dict().values())
+    return param_bytes, torch_model.config.preprocess
 
 
 def _export_precisions(export: ExportOutcome) -> list[str]:

@@ -40,13 +40,14 @@ def _variants(job: dict) -> list[tuple[str, Any]]:
     from sigrl.runtime.torch_runner import TorchRunner
 
     out: list[tuple[str, Any]] = []
-    chunked = open_model(job["model"]).eval()
-    chunk = chunked.config.head.label_chunk or 32
-    chunked.config = chunked.config.replace(head={"label_chunk": chunk})
-    out.append((f"torch chunked ({chunk})", lambda: TorchRunner(chunked, "cpu", "fp32")))
-    whole = open_model(job["model"]).eval()
-    whole.config = whole.config.replace(head={"label_chunk": None})
-    out.append(("torch whole", lambda: TorchRunner(whole, "cpu", "fp32")))
+    if job["model"]:  # None when only an export was given
+        chunked = open_model(job["model"]).eval()
+        chunk = chunked.config.head.label_chunk or 32
+        chunked.config = chunked.config.replace(head={"label_chunk": chunk})
+        out.append((f"torch chunked ({chunk})", lambda: TorchRunner(chunked, "cpu", "fp32")))
+        whole = open_model(job["model"]).eval()
+        whole.config = whole.config.replace(head={"label_chunk": None})
+        out.append(("torch whole", lambda: TorchRunner(whole, "cpu", "fp32")))
     if job.get("export"):
         from sigrl.runtime.onnx_runner import OnnxRunner
 

@@ -113,3 +113,21 @@ def test_below_floor():
     low = dict(_RAN, row="onnx int8 (cpu)", mAP=0.2)
     nan = dict(_RAN, row="broken", mAP=float("nan"))
     assert report.below_floor(_result([_RAN, low, nan, _UNAVAILABLE]), 0.3) == ["onnx int8 (cpu)", "broken"]
+
+
+def test_an_export_directory_is_a_model_and_its_source_feeds_the_torch_rows(tmp_path):
+    from sigrl.bench.inputs import resolve_model
+
+    checkpoint = tmp_path / "m.safetensors"
+    manifest = {"format": "sigrl-export", "format_version": 1, "model": {"name": "m", "source": str(checkpoint)},
+                "preprocess": {}, "prompt": "a {label}", "tokenizer": {"context_length": 8}, "graphs": {}}
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    gone = resolve_model(str(export))
+    assert gone.spec is None and gone.export == str(export) and gone.label == str(export)
+    checkpoint.write_bytes(b"x")
+    found = resolve_model(str(export))
+    assert found.spec == str(checkpoint) and found.export == str(export)
+    with pytest.raises(SigrlError, match="no such checkpoint"):
+        resolve_model(str(tmp_path / "missing.safetensors"))

@@ -29,7 +29,7 @@ def eval_command(
     for spec in checkpoint:
         model, summary = open_for_eval(spec)
         chosen = setting or summary.get("setting") or ("ov" if manifest.unseen else "spml")
-        labels = summary.get("train_labels") if chosen == "spml" else None
+        labels = (summary.get("train_labels") or manifest.seen) if chosen == "spml" else None
         report = evaluate(model, manifest, chosen, names, labels=labels, limit=limit, batch_size=batch_size)
         report["checkpoint"] = spec
         reports[spec] = report

@@ -1,0 +1,241 @@
+"""Produce docs/results.md: the OV and SPML comparisons on the procedural world, several seeds.
+
+Every training and evaluation is a `sigrl` command run as a subprocess; the exact command lines,
+their wall times and the raw JSON reports go into a ledger next to the runs, and the document is
+rendered from that ledger (so it can be re-rendered without re-running anything: --render-only).
+Finished steps are skipped when their outputs exist, so an interrupted run continues.
+
+    python scripts/results.py --clip /work/artifacts/clip-world-tiny.safetensors \
+        --world /work/artifacts/world --runs /work/artifacts/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OV_ROWS = [  # (row name, run name or None, variant evaluated)
+    ("CLIP zero-shot (initial backbone)", None, "clip"),
+    ("MKT-style head, zero-shot (initial backbone)", None, "mkt"),
+    ("MKT-style head, trained", "ov-mkt", "own"),
+    ("SigRL", "ov-sigrl", "own"),
+    ("SigRL w/o GMC", "ov-no-gmc", "own"),
+    ("SigRL w/o SVFR", "ov-no-svfr", "own"),
+    ("CLIP head on the SigRL-trained backbone", "ov-sigrl", "clip"),
+    ("MKT head on the SigRL-trained backbone", "ov-sigrl", "mkt"),
+]
+OV_TRAIN = {"ov-mkt": ["--variant", "mkt"], "ov-sigrl": [], "ov-no-gmc": ["--no-gmc"], "ov-no-svfr": ["--no-svfr"]}
+SPML_TRAIN = {"spml-an": ["--loss", "an"], "spml-em": ["--loss", "em"], "spml-em_pl": ["--loss", "em_pl"]}
+SPML_ROWS = [("CLIP zero-shot (initial backbone)", None, "clip"), ("AN", "spml-an", "own"),
+             ("EM", "spml-em", "own"), ("EM+PL", "spml-em_pl", "own")]
+
+
+def _run(cmd: list[str], ledger: dict, key: str, log_path: Path) -> float:
+    print("$", shlex.join(cmd), flush=True)
+    start = time.perf_counter()
+    with log_path.open("w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}), see {log_path}")
+    ledger["steps"][key] = {"command": shlex.join(cmd), "wall_seconds": round(wall, 1),
+                            "loadavg_after": round(os.getloadavg()[0], 2)}
+    return wall
+
+
+def _train(args, ledger, name: str, extra: list[str], seed: int, setting: str) -> Path:
+    run = args.runs / f"{name}-s{seed}"
+    if (run / "best.safetensors").exists() and f"train {name} s{seed}" in ledger["steps"]:
+        return run
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    cmd = ["sigrl", "train", "--setting", setting, "--data", str(args.world / "train.jsonl"),
+           "--val", str(args.world / "val.jsonl"), "--init", str(args.clip), "--out", str(run),
+           "--seed", str(seed), "--epochs", str(args.epochs), "--limit", str(args.train_limit),
+           "--val-limit", str(args.val_limit), "--batch-size", "32", "--topk", str(args.topk),
+           "--warmup-epochs", str(args.warmup_epochs)]
+    if setting == "spml":
+        cmd += ["--lr", str(args.spml_lr)]
+    else:
+        cmd += ["--lr", str(args.ov_lr)]
+    _run(cmd + extra, ledger, f"train {name} s{seed}", args.runs / f"{name}-s{seed}.log")
+    return run
+
+
+def _eval(args, ledger, key: str, checkpoint: Path, variants: str, setting: str) -> dict:
+    out = args.runs / f"{key}.eval.json"
+    if not (out.exists() and f"eval {key}" in ledger["steps"]):
+        cmd = ["sigrl", "eval", "--checkpoint", str(checkpoint), "--data", str(args.world / "test.jsonl"),
+               "--variants", variants, "--setting", setting, "--limit", str(args.test_limit), "--json", str(out)]
+        _run(cmd, ledger, f"eval {key}", args.runs / f"{key}.eval.log")
+    return json.loads(out.read_text())[str(checkpoint)]
+
+
+def run_all(args, ledger: dict, save) -> None:
+    for seed in args.seeds:
+        if "ov" in args.settings:
+            for name, extra in OV_TRAIN.items():
+                run = _train(args, ledger, name, extra, seed, "ov")
+                save()
+                variants = "own,clip,mkt" if name == "ov-sigrl" else "own"
+                ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
+                                                           variants, "ov")
+                save()
+        if "spml" in args.settings:
+            for name, extra in SPML_TRAIN.items():
+                run = _train(args, ledger, name, extra, seed, "spml")
+                save()
+                ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
+                                                           "own", "spml")
+                save()
+    # the initial backbone needs no training and no seed
+    ledger["evals"]["clip-ov"] = _eval(args, ledger, "clip-ov", args.clip, "clip,mkt", "ov")
+    ledger["evals"]["clip-spml"] = _eval(args, ledger, "clip-spml", args.clip, "clip", "spml")
+    save()
+
+
+def pack_default(args, ledger: dict) -> dict:
+    """The OV SigRL run with the best validation mAP (never the test figures), stored in fp16."""
+    from sigrl.checkpoint import read_metadata
+    from sigrl.default_model import FILENAME, pack
+
+    candidates = []
+    for seed in args.seeds:
+        ckpt = args.runs / f"ov-sigrl-s{seed}" / "best.safetensors"
+        if ckpt.exists():
+            candidates.append((read_metadata(ckpt)["summary"].get("best_val_mAP") or 0.0, seed, ckpt))
+    if not candidates:
+        sys.exit("no finished ov-sigrl run to pack; run the OV setting first")
+    val_map, seed, ckpt = max(candidates)
+    out = Path(__file__).resolve().parents[1] / "sigrl" / "default_model" / FILENAME
+    pack(ckpt, out, {"selected_by": "best validation mAP over ov-sigrl seeds", "seed": seed})
+    info = {"from": str(ckpt), "seed": seed, "val_mAP": val_map, "bytes": out.stat().st_size,
+            "test": ledger["evals"].get(f"ov-sigrl-s{seed}", {}).get("results", {}).get("own")}
+    print(f"packed {ckpt} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return info
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.1f}"
+    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
+
+
+def _collect(ledger: dict, run: str | None, variant: str, seeds: list[int], base: str) -> list[dict]:
+    if run is None:
+        found = ledger["evals"].get(base)
+        return [found["results"][variant]] if found else []
+    out = []
+    for s in seeds:
+        found = ledger["evals"].get(f"{run}-s{s}")
+        if found and variant in found["results"]:
+            out.append(found["results"][variant])
+    return out
+
+
+def _train_seconds(ledger: dict, run: str | None, seeds: list[int]) -> str:
+    if run is None:
+        return "-"
+    walls = [ledger["steps"][f"train {run} s{s}"]["wall_seconds"] for s in seeds
+             if f"train {run} s{s}" in ledger["steps"]]
+    return " / ".join(f"{w:.0f}" for w in walls) if walls else "-"
+
+
+def render(ledger: dict) -> str:
+    seeds, cfg = ledger["seeds"], ledger["config"]
+    lines = ["# Results on the procedural world", "",
+             "Generated by `scripts/results.py` from the ledger "
+             f"`{cfg['runs']}/ledger.json`; do not edit by hand.", ""]
+    lines += [ledger.get("preamble", ""), ""]
+    lines += ["## Open vocabulary (trained on the 48 seen labels; ZSL = 16 unseen labels, GZSL = all 64)", "",
+              "| model | ZSL mAP | ZSL F1@3 | ZSL F1@5 | GZSL mAP | GZSL F1@3 | GZSL F1@5 | n seeds | train wall s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for row, run, variant in OV_ROWS:
+        found = _collect(ledger, run, variant, seeds, "clip-ov")
+        cells = [_cell([f[part][m] for f in found]) for part in ("zsl", "gzsl") for m in ("mAP", "F1@3", "F1@5")]
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {len(found)} | {_train_seconds(ledger, run, seeds)} |")
+    lines += ["", "## Single positive (SigRL head, 48 seen labels, one observed positive per training image)", "",
+              "| loss | mAP | n seeds | train wall s |", "|---|---|---|---|"]
+    for row, run, variant in SPML_ROWS:
+        found = _collect(ledger, run, variant, seeds, "clip-spml")
+        lines.append(f"| {row} | {_cell([f['mAP'] for f in found])} | {len(found)} | "
+                     f"{_train_seconds(ledger, run, seeds)} |")
+    lines += ["", "## Exact commands and wall times", "", "```"]
+    for key, step in ledger["steps"].items():
+        lines.append(f"# {key}: {step['wall_seconds']} s (load average after: {step['loadavg_after']})")
+        lines.append(step["command"])
+    lines += ["```", ""]
+    if ledger.get("default_model"):
+        d = ledger["default_model"]
+        lines += ["## Embedded default model", "",
+                  f"`sigrl/default_model/sigrl-world.safetensors`: run `{d['from']}` (seed {d['seed']}, chosen by "
+                  f"validation mAP {100 * d['val_mAP']:.1f} over seen labels), weights in fp16, "
+                  f"{d['bytes'] / 1e6:.1f} MB. Rebuild: `python scripts/results.py --pack-default` "
+                  "(reuses finished runs, trains missing ones).", ""]
+    if ledger.get("notes"):
+        lines += ["## Reading", "", ledger["notes"], ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clip", type=Path, default=Path("/work/artifacts/clip-world-tiny.safetensors"))
+    p.add_argument("--world", type=Path, default=Path("/work/artifacts/world"))
+    p.add_argument("--runs", type=Path, default=Path("/work/artifacts/results"))
+    p.add_argument("--doc", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
+    p.add_argument("--settings", default="ov,spml")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--warmup-epochs", type=float, default=0.3)
+    p.add_argument("--train-limit", type=int, default=1000)
+    p.add_argument("--val-limit", type=int, default=300)
+    p.add_argument("--test-limit", type=int, default=1000)
+    p.add_argument("--topk", type=int, default=8)
+    p.add_argument("--ov-lr", type=float, default=1e-4)
+    p.add_argument("--spml-lr", type=float, default=1e-4)
+    p.add_argument("--notes", type=Path, default=None, help="Markdown appended as the reading section.")
+    p.add_argument("--render-only", action="store_true")
+    p.add_argument("--pack-default", action="store_true",
+                   help="Also pack the OV SigRL run with the best validation mAP as sigrl/default_model.")
+    args = p.parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    ledger_path = args.runs / "ledger.json"
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {"steps": {}, "evals": {}}
+    ledger["seeds"] = args.seeds
+    ledger["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "render_only"}
+    ledger["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+
+    def save() -> None:
+        ledger_path.write_text(json.dumps(ledger, indent=2, sort_keys=True))
+
+    if not args.render_only:
+        args.settings = args.settings.split(",")
+        run_all(args, ledger, save)
+    if args.pack_default:
+        ledger["default_model"] = pack_default(args, ledger)
+    if args.notes and args.notes.exists():
+        ledger["notes"] = args.notes.read_text()
+    preamble = args.runs / "preamble.md"
+    if preamble.exists():
+        ledger["preamble"] = preamble.read_text()
+    save()
+    args.doc.write_text(render(ledger))
+    print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -52,7 +51,10 @@ def bench(
         config = BenchConfig.quick_defaults(**options)
     else:
         config = BenchConfig(**{k: v for k, v in options.items() if v is not None})
-    command = "sigrl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    given = {"--model": model, "--data": data, "--backends": backends, "--precisions": precisions,
+             "--batch-sizes": batch_sizes, "--labels-sweep": labels_sweep, "--out": out, "--floor": floor}
+    command = shlex.join(["sigrl", "bench", *(["--quick"] if quick else []),
+                          *(a for k, v in given.items() if v is not None for a in (k, str(v)))])
     result = run_bench(config, command=command)
     folder = out or Path("bench") / "results" / machine_id()
     files = write_reports(result, folder)

@@ -33,6 +33,7 @@ def train(
     val_limit: Optional[int] = typer.Option(None, "--val-limit"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA), bf16 (also on CPU) or fp32."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
     stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this many epochs (resume later)."),
 ) -> None:
@@ -43,7 +44,7 @@ def train(
         setting=setting, data=str(data), init=str(init), out=str(out), val=str(val) if val else None,
         variant=variant, gmc=not no_gmc, svfr=not no_svfr, topk=topk, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, trainable_blocks=trainable_blocks,
-        alpha=alpha, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads,
+        alpha=alpha, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads, precision=precision,
     )
     progress = train_run(cfg, resume=resume, stop_after=stop_after)
     typer.echo(json.dumps(progress))

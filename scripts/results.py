@@ -63,7 +63,7 @@ def _train(args, ledger, name: str, extra: list[str], seed: int, setting: str) -
            "--val", str(args.world / "val.jsonl"), "--init", str(args.clip), "--out", str(run),
            "--seed", str(seed), "--epochs", str(args.epochs), "--limit", str(args.train_limit),
            "--val-limit", str(args.val_limit), "--batch-size", "32", "--topk", str(args.topk),
-           "--warmup-epochs", str(args.warmup_epochs)]
+           "--warmup-epochs", str(args.warmup_epochs), "--precision", args.precision]
     if setting == "spml":
         cmd += ["--lr", str(args.spml_lr)]
     else:
@@ -205,6 +205,7 @@ def main() -> None:
     p.add_argument("--val-limit", type=int, default=300)
     p.add_argument("--test-limit", type=int, default=1000)
     p.add_argument("--topk", type=int, default=8)
+    p.add_argument("--precision", default="bf16")
     p.add_argument("--ov-lr", type=float, default=1e-4)
     p.add_argument("--spml-lr", type=float, default=1e-4)
     p.add_argument("--notes", type=Path, default=None, help="Markdown appended as the reading section.")

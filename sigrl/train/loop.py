@@ -51,10 +51,12 @@ class Run:
     out: Path
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        # bf16 needs no gradient scaler (fp16 would); older GPUs without bf16 train in fp32
+        return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast(device.type, enabled=False)
 
 
@@ -108,7 +110,7 @@ def _train_epoch(run: Run, epoch: int, step: int, total: int) -> tuple[int, dict
         x = augment(run.data.train.images[idx], gen, cfg.flip, cfg.crop_scale).to(run.device)
         x = (x - model.pixel_mean) / model.pixel_std  # [B, 3, S, S]
         set_lr(run.optimizer, lr_at(cfg, step, total, per_epoch))
-        with _autocast(run.device, cfg.amp):
+        with _autocast(run.device, cfg.precision):
             loss, parts = _loss(run, idx, x)
         if not torch.isfinite(loss):
             raise SigrlError(f"loss became {float(loss)} at step {step}; lower --lr")
@@ -133,7 +135,7 @@ def validate(run: Run) -> float | None:
     scores = []
     for start in range(0, len(val), run.cfg.eval_batch_size):
         x = val.images[start:start + run.cfg.eval_batch_size].to(run.device).float()
-        with _autocast(run.device, run.cfg.amp):
+        with _autocast(run.device, run.cfg.precision):
             scores.append(model((x - model.pixel_mean) / model.pixel_std, side).float().cpu())
     return mean_average_precision(torch.cat(scores).numpy(), val.targets.numpy())
 

@@ -68,7 +68,9 @@ class TrainConfig:
     crop_scale: float = 0.7  # random-resized-crop keeps this fraction of the area or more; 1: off
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # mixed precision on CUDA only
+    # auto: bf16 (fp16 where bf16 is missing) autocast on CUDA, fp32 on CPU; bf16: autocast on any
+    # device (about 1.5-2x faster on CPUs with bf16 units); fp32: no autocast.
+    precision: str = "auto"
     threads: int = 0
     eval_batch_size: int = 128
 
@@ -81,6 +83,8 @@ class TrainConfig:
             raise SigrlError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
         if self.batch_size < 1 or (self.epochs is not None and self.epochs < 1):
             raise SigrlError("batch size and epochs must be >= 1")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise SigrlError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not 0.0 < self.crop_scale <= 1.0:
             raise SigrlError("crop_scale must be in (0, 1]")
 

@@ -80,3 +80,17 @@ def test_zero_shot_figures_on_known_scores(tmp_path: Path) -> None:
     bad = evaluate_scores(wrong, m)
     assert bad["top1_single_object"]["all"] == 0.0 and bad["map_seen"] < 0.6
     json.dumps(report)  # the report goes into checkpoint metadata as JSON
+
+
+def test_pretrain_command_with_the_shipped_world_architecture(world: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sigrl.cli.main import app
+
+    out = tmp_path / "clip.safetensors"
+    result = CliRunner().invoke(app, ["pretrain", "--data", str(world / "train.jsonl"), "--arch", "clip-world-tiny",
+                                      "--out", str(out), "--steps", "2", "--batch-size", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[0])["steps"] == 2  # --steps alone: no time budget
+    loaded = load_clip(None, str(out))
+    assert loaded.arch["vision_cfg"]["image_size"] == 64 and loaded.arch["text_cfg"]["vocab_size"] == 49408

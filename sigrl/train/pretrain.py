@@ -86,6 +86,10 @@ def _progress(cfg: PretrainConfig, step: int, elapsed: float) -> float:
     return max(parts)
 
 
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / max(1, len(values))
+
+
 def _load_data(data: Sequence[str | Path], preprocess: Any, threads: int) -> tuple[CaptionSet, torch.Tensor]:
     pairs = load_captions(data)
     need = len(pairs) * 3 * preprocess.image_size ** 2
@@ -161,8 +165,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
         "images_per_second": round(step * cfg.batch_size / max(wall, 1e-9), 1),
         "threads": torch.get_num_threads(),
         "loadavg_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-        "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
-        "loss_last": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
+        # means over the first 10 and last 20 steps (a quarter of the run each when it is short)
+        "loss_first": round(_mean(losses[:max(1, min(10, step // 4))]), 4),
+        "loss_last": round(_mean(losses[-max(1, min(20, step // 4)):]), 4),
     }
     if cfg.eval_manifest:
         report = zero_shot_report(clip, tokenizer, preprocess, load_manifest(cfg.eval_manifest), cfg.prompt,

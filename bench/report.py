@@ -70,7 +70,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_num(f['drift_vs_torch_fp32'], '.1e')} | {_num(f['latency_p50_ms'], '.2f')} "
             f"| {_num(f['latency_p95_ms'], '.2f')} | {_num(f['latency_p99_ms'], '.2f')} | {outl} | {thr} "
             f"| {_num(f['e2e_images_per_s'], '.1f')} | {_num(f['e2e_speedup_vs_naive'], '.2f')} "
-            f"| {_mb(row.get('peak_rss_bytes'))} |"
+            f"| {_mb(row.get('peak_rss_bytes'))}"
+            f"{'' if row.get('peak_device_bytes') is None else ' (GPU ' + _mb(row['peak_device_bytes']) + ')'} |"
         )
     lines += ["", *scaling_markdown(result.get("head_scaling") or {})]
     return "\n".join(lines) + "\n"

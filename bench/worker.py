@@ -148,13 +148,16 @@ def _reset_peak() -> None:
 
 def run_job(job: dict) -> dict[str, Any]:
     _reset_peak()
+    start = time.perf_counter()
     if job["kind"] == "row":
-        return run_row(job)
-    if job["kind"] == "naive":
-        return run_naive(job)
-    from sigrl.bench.scaling import run_scaling
+        result = run_row(job)
+    elif job["kind"] == "naive":
+        result = run_naive(job)
+    else:
+        from sigrl.bench.scaling import run_scaling
 
-    return run_scaling(job)
+        result = run_scaling(job)
+    return {**result, "wall_s": time.perf_counter() - start}
 
 
 def _threads() -> dict[str, int]:

@@ -186,5 +186,7 @@ def write_reports(result: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 def below_floor(result: dict[str, Any], floor: float) -> list[str]:
-    """Rows that ran with an mAP below `floor` (NaN counts as below)."""
-    return [r["row"] for r in result["rows"] if r["status"] == "ran" and not r["mAP"] >= floor]
+    """Rows whose mAP is below `floor` (NaN counts as below), and rows that failed: a gate must not
+    pass because the row it guards crashed. Rows unavailable on this machine do not count."""
+    return [r["row"] for r in result["rows"]
+            if r["status"] == "failed" or (r["status"] == "ran" and not r["mAP"] >= floor)]

@@ -36,7 +36,7 @@ def bench(
     labels_sweep: Optional[str] = typer.Option(None, "--labels-sweep", help="Label counts for head scaling (default 20,81,1006)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default bench/results/<machine-id>/)."),
     quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about a minute on 2 cores (CI smoke test)."),
-    floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this."),
+    floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this (or a row failed)."),
 ) -> None:
     """Measure every backend x precision on the same model and data; write JSON, CSV, Markdown and a plot."""
     from sigrl.bench.report import PLOT_HINT, below_floor, write_reports
@@ -66,5 +66,5 @@ def bench(
     if floor is not None:
         low = below_floor(result, floor)
         if low:
-            typer.echo(f"mAP below the floor {floor}: {', '.join(low)}", err=True)
+            typer.echo(f"mAP below the floor {floor}, or failed: {', '.join(low)}", err=True)
             raise typer.Exit(1)

@@ -112,7 +112,9 @@ def test_reports_without_matplotlib_say_how_to_get_the_plot(tmp_path, monkeypatc
 def test_below_floor():
     low = dict(_RAN, row="onnx int8 (cpu)", mAP=0.2)
     nan = dict(_RAN, row="broken", mAP=float("nan"))
-    assert report.below_floor(_result([_RAN, low, nan, _UNAVAILABLE]), 0.3) == ["onnx int8 (cpu)", "broken"]
+    failed = dict(_UNAVAILABLE, row="crashed", status="failed")
+    rows = [_RAN, low, nan, _UNAVAILABLE, failed]
+    assert report.below_floor(_result(rows), 0.3) == ["onnx int8 (cpu)", "broken", "crashed"]
 
 
 def test_an_export_directory_is_a_model_and_its_source_feeds_the_torch_rows(tmp_path):

@@ -28,6 +28,7 @@ BACKGROUND = (255, 255, 255)
 # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS on its own; this default sits just under
 # that so our limit (with its clear reason) is the one users meet.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485 - 1
+DRAFT_OVERSAMPLE = 2  # JPEG DCT-domain downscaling stops at twice the resize size (see _draft)
 
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -53,8 +54,8 @@ def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixel
     """The model input for one file: uint8 [S, S, 3], S = preprocess.image_size.
 
     Raises DecodeError for anything wrong with the file. JPEGs much larger than needed are
-    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below resize_size on the shorter
-    side, which is what makes camera-size photos cheap.
+    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below twice resize_size on the
+    shorter side, which is what makes camera-size photos cheap.
     """
     return _decode(path, preprocess, max_pixels, use_draft=True)
 
@@ -121,10 +122,14 @@ def _open_fd(path: str | os.PathLike[str]) -> int:
 
 
 def _draft(im: ImageFile.ImageFile, resize_size: int) -> None:
-    # Ask for the smallest DCT scale whose result still has the shorter side >= resize_size, so
-    # the final bicubic resize always downsamples and quality matches a full decode closely.
+    # Ask for the smallest DCT scale whose result keeps the shorter side >= DRAFT_OVERSAMPLE x
+    # resize_size, so the final bicubic resize still downsamples by 2x or more and the pixels stay
+    # within a few levels of a full decode (tags then match a plain PIL pipeline). Measured on
+    # 4000x3000 photos to 224 px: 1/4 scale, ~29 ms vs ~119 ms for a full decode, mean |diff| 0.2
+    # levels; drafting right down to resize_size (1/8) saved 17 ms more but moved pixels by up to
+    # 12 levels, and on 640x480 a 1/2-scale draft moved them by up to 50 while saving 2 ms.
     width, height = im.size
-    scale = resize_size / min(width, height)
+    scale = DRAFT_OVERSAMPLE * resize_size / min(width, height)
     if scale < 0.5:
         im.draft("RGB", (max(1, int(width * scale + 1)), max(1, int(height * scale + 1))))
 

@@ -112,7 +112,7 @@ def test_draft_decode_close_to_full_decode(tmp_path, monkeypatch):
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     fast = decode(tmp_path / "large.jpg", pre).astype(int)
-    assert scales == [(200, 150)]  # decoded at 1/8 scale; shorter side 150 >= 72
+    assert scales == [(200, 150)]  # decoded at 1/8 scale; shorter side 150 >= 2 x 72
     full = decode_reference(tmp_path / "large.jpg", pre).astype(int)
     assert len(scales) == 1  # the reference never drafts
     assert np.abs(fast - full).mean() < 1.5

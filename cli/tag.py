@@ -71,12 +71,16 @@ def tag(
         rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
         if progress is not False:
             typer.echo(f"decision: {rule_source}", err=True)
-        summary = run_tagging(
-            [os.fspath(p) for p in inputs], runner, names, rule, out, resume=resume, overwrite=overwrite,
-            batch_size=batch_size, workers=_default_workers() if workers is None else workers,
-            max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=_Bar() if show else None,
-            extra_meta={"decision_source": rule_source},
-        )
+        try:
+            summary = run_tagging(
+                [os.fspath(p) for p in inputs], runner, names, rule, out, resume=resume, overwrite=overwrite,
+                batch_size=batch_size, workers=_default_workers() if workers is None else workers,
+                max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=_Bar() if show else None,
+                extra_meta={"decision_source": rule_source},
+            )
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted; every record written so far is complete: add --resume to continue {out}", err=True)
+            raise typer.Exit(130) from None
     _finish(summary, out)
 
 

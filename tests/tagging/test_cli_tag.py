@@ -290,3 +290,24 @@ def test_thresholds_next_to_the_model_are_the_default(tmp_path, capsys, good_dir
     assert "thresholds fitted for these labels" in result.err
     for r in read_records(out):
         assert {t["label"] for t in r["tags"]} == {LABELS[i] for i, s in enumerate(r["scores"]) if s >= 0.05}
+
+
+def test_ctrl_c_exits_130_and_resume_finishes(tmp_path, capsys, good_dir, labels_file, monkeypatch):
+    from sigrl.runtime.base import Runner
+
+    real, calls = Runner.infer, []
+
+    def interrupt_second_batch(self, images, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, images, labels)
+
+    monkeypatch.setattr(Runner, "infer", interrupt_second_batch)
+    out, cache = tmp_path / "tags.jsonl", tmp_path / "c"
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, out, cache, "--batch-size", 2, "--workers", 0))
+    assert result.code == 130 and "--resume" in result.err
+    assert len(read_records(out)) == 2 and read_meta(out)["status"] == "interrupted"
+    monkeypatch.setattr(Runner, "infer", real)
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, out, cache, "--resume"))
+    assert result.code == 0 and "2 already done" in result.out and len(read_records(out)) == 6

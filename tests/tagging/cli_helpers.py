@@ -43,15 +43,17 @@ def tag_args(inputs: object, labels: Path, out: Path, cache: Path, *extra: objec
     return ["tag", inputs, "--labels", labels, "--out", out, "--model", MODEL, "--label-cache", cache, *extra]
 
 
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests" / "tagging"), env.get("PYTHONPATH", "")])
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
-def run_subprocess(args: list[object], cwd: Path, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess:
+def run_subprocess(
+    args: list[object], cwd: Path, timeout: float = 120, env: dict[str, str] | None = None, **kwargs: object
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sigrl.cli.main", *map(str, args)], cwd=cwd, env=subprocess_env(),
+        [sys.executable, "-m", "sigrl.cli.main", *map(str, args)], cwd=cwd, env=subprocess_env(**(env or {})),
         capture_output=True, text=True, timeout=timeout, **kwargs,
     )

@@ -62,7 +62,8 @@ def test_quickstart_tag_command_runs_on_the_shipped_examples(tmp_path):
     argv = shlex.split(lines[1])
     assert argv[0] == "sigrl"
     shutil.copytree(REPO / "examples", tmp_path / "examples")  # run where the output may be written
-    result = run_subprocess(argv[1:], tmp_path, timeout=600)
+    # The command as written, with the label cache in the temporary folder (the default is ~/.cache).
+    result = run_subprocess(argv[1:], tmp_path, timeout=600, env={"SIGRL_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     out = tmp_path / argv[argv.index("--out") + 1]
     records = read_records(out)

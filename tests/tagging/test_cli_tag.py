@@ -311,3 +311,14 @@ def test_ctrl_c_exits_130_and_resume_finishes(tmp_path, capsys, good_dir, labels
     monkeypatch.setattr(Runner, "infer", real)
     result = sigrl(capsys, *tag_args(good_dir, labels_file, out, cache, "--resume"))
     assert result.code == 0 and "2 already done" in result.out and len(read_records(out)) == 6
+
+
+def test_symlink_loop_is_reported_not_fatal(tmp_path, capsys, good_dir, labels_file):
+    os.symlink(good_dir, good_dir / "sub" / "back_up")  # a link to a folder above it
+    out = tmp_path / "tags.jsonl"
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, out, tmp_path / "c"))
+    assert result.code == 0, result.err
+    assert "note: " in result.err and "symlink loop" in result.err and "1 folder problem" in result.out
+    assert len(read_records(out)) == 6  # each image once, not again through the loop
+    problems = read_meta(out)["runs"][0]["problems"]
+    assert len(problems) == 1 and problems[0]["path"].endswith("back_up") and "symlink loop" in problems[0]["reason"]

@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from sigrl.export.exporter import export_model
-
 
 def export(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors), shipped config name, or open_clip:ARCH[:TAG]. Not needed for --format trt on an existing export."),
@@ -20,6 +18,8 @@ def export(
     labels: Optional[str] = typer.Option(None, "--labels", help="TensorRT label-count range min,opt,max (trt only; default 1,81,1024)."),
 ) -> None:
     """Export the image graph and the text graph; every export is checked against PyTorch."""
+    from sigrl.export.exporter import export_model  # torch and onnx load only when exporting
+
     result = export_model(model, out, format=format, precision=precision, opset=opset, batch=batch, labels=labels)
     if result.parity is not None:
         for variant, summary in result.parity.to_dict()["variants"].items():

@@ -241,7 +241,9 @@ def main() -> None:
     parser.add_argument("--world", type=int, default=200, help="world test images (0: skip)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "sigrl" / "bench" / "tagging")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<machine-id>)")
-    parser.add_argument("--only", default="", help="comma-separated cases to run (photos-12mp, photos-vga, world, cold)")
+    parser.add_argument("--only", default="", help="comma-separated cases to run (photos-12mp, photos-vga, world, "
+                        "cold); the other cases of an earlier report in --out are kept")
+    parser.add_argument("--world-model", default=None, help="checkpoint for the world case (default: the embedded model)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     wanted = lambda case: not only or case in only  # noqa: E731
@@ -250,6 +252,11 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": machine(), "topk": TOPK, "naive_batch": NAIVE_BATCH, "cases": {}}
+    out = args.out or RESULTS / report["machine"]["id"]
+    if only and (out / "tagging.json").is_file():
+        earlier = json.loads((out / "tagging.json").read_text())
+        report["cases"] = {k: v for k, v in earlier.get("cases", {}).items() if k not in only}
+        report.update({k: v for k, v in earlier.items() if k == "cold_start" and "cold" not in only})
     sources = photo_sources()
     report["photo_sources"] = [str(p) for p in sources]
     export = ensure_export(PHOTO_MODEL)
@@ -272,7 +279,7 @@ def main() -> None:
         from sigrl.data.manifest import load_manifest
         from sigrl.data.world_vocab import all_labels
 
-        choice = resolve_model(None)
+        choice = resolve_model(args.world_model)
         manifest = load_manifest(world_test_split(args.world, work))
         folder = manifest.image_paths()[0].parent
         world_export = ensure_export(choice.spec, work)
@@ -281,24 +288,22 @@ def main() -> None:
         if world_export.directory is not None:
             variants["onnx-int8"] = (str(world_export.directory), int8)
         report["cases"]["world"] = run_case("world", folder, list(all_labels()), choice.spec, variants, work, choice.spec)
-        report["cases"]["world"]["model"] = choice.note
-    for name, case in report["cases"].items():
-        case["decode_only_images_per_s"] = _decode_rates(work / name if name != "world" else None, case, export)
+        report["cases"]["world"]["model"] = f"{choice.spec} ({choice.note})"
+    for name in ("photos-12mp", "photos-vga"):
+        if wanted(name) and name in report["cases"]:
+            report["cases"][name]["decode_only_images_per_s"] = _decode_rates(work / name, report["cases"][name], export)
     if wanted("cold"):
         image = sorted((work / "photos-vga").glob("*.jpg"))[:1] or make_photos(sources, work / "photos-vga", 1, (640, 480))
         report["cold_start"] = cold_start(export.directory, image[0], work)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = args.out or RESULTS / report["machine"]["id"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "tagging.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "tagging.md").write_text(to_markdown(report))
     print(to_markdown(report))
 
 
-def _decode_rates(folder: Path | None, case: dict, export: Any) -> dict:
+def _decode_rates(folder: Path, case: dict, export: Any) -> dict:
     """Decode-only throughput of sigrl's pool (2 threads) against the naive loop's PIL + transforms."""
-    if folder is None:
-        return {}
     from sigrl.runtime.manifest import read_manifest
 
     paths = sorted(folder.glob("*.jpg"))
@@ -328,6 +333,7 @@ def to_markdown(report: dict) -> str:
                 f"{v['images_per_s_job']:.2f} | {v['images_per_s_process']:.2f} | {case['naive_images_per_s']:.2f} | "
                 f"{v['speedup_job']:.2f}x | {v['speedup_process']:.2f}x | {a['identical_tag_sets']:.1%} | "
                 f"{a['mean_jaccard']:.3f} | {v['loadavg_before']}/{v['loadavg_after']} |")
+    lines += [""] + [f"- {name}: model {case.get('model', PHOTO_MODEL + ' (random init)')}" for name, case in report["cases"].items()]
     lines += ["", "Where the time goes (seconds over the whole set):", "",
               "| case | who | decode / wait for decode | inference | write | decode-only img/s |",
               "| --- | --- | ---: | ---: | ---: | --- |"]

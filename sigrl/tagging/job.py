@@ -194,9 +194,10 @@ def run_tagging(
         log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))
     meta = _run_meta(runner, labels, rule, batch, workers, max_pixels, extra_meta)
     summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
+    # Checked before the output is opened, so a refused resume leaves every file as it was.
+    previous = _check_resumable(output_path, meta) if resume else None
     with open_output(output_path, resume=resume, overwrite=overwrite) as out:
         summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
-        previous = _check_resumable(output_path, meta) if resume else None
         todo = [p for p in found.paths if not out.is_done(p)]
         summary.skipped = len(found.paths) - len(todo)
         summary.errors += _record_problems(out, found.problems, summary)

@@ -11,6 +11,13 @@ Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> 
     records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
     writers.write_meta(out, {...})
 
+The whole run, as `sigrl tag` calls it (resume checks, metadata sidecar, counts, timings):
+
+    job.run_tagging(inputs, runner, labels, rule, out, resume, overwrite, batch_size, workers,
+                    max_pixels, progress)          -> Summary
+    job.choose_rule(labels, threshold, threshold_file, topk, scores_mode, model) -> (rule, source)
+    calibrate.calibrate(runner, manifest, labels)  -> Calibration (per-label F1-optimal thresholds)
+
 Nothing here imports torch: the decode path and the writers must stay cheap to import so that an
 ONNX Runtime run starts fast.
 """

@@ -2,7 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["sources", "decode", "pipeline", "labels", "decisions", "records", "writers"]
+MODULES = ["sources", "decode", "pipeline", "labels", "decisions", "records", "writers", "job", "calibrate"]
 
 
 def test_tagging_library_does_not_import_heavy_packages():

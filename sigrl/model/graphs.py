@@ -43,10 +43,11 @@ class ImageGraph(nn.Module):
         return self.model(x, LabelSide(embeddings=embeddings, context=context))  # [B, N]
 
 
-def tokenize_labels(model: SigRL, labels: list[str]) -> torch.Tensor:
-    """Token ids [N, T] of the label prompts, trimmed to the longest prompt (exact, see text.py)."""
+def tokenize_labels(model: SigRL, labels: list[str], prompt: str | None = None) -> torch.Tensor:
+    """Token ids [N, T] of the label prompts (the model's template unless `prompt` is given),
+    trimmed to the longest prompt (exact, see text.py)."""
     from sigrl.model.text import make_prompts
 
-    tokens = model.tokenizer(make_prompts(labels, model.config.text.prompt))
+    tokens = model.tokenizer(make_prompts(labels, prompt or model.config.text.prompt))
     length = int((tokens != 0).sum(dim=1).max().item())
     return tokens[:, :length]

@@ -104,6 +104,14 @@ class Runner(ABC):
     def prompt(self) -> str:
         return self._prompt
 
+    def set_prompt(self, template: str) -> None:
+        """Prompt labels with `template` instead of the model's own (the label cache keys on it)."""
+        if "{label}" not in template:
+            raise SigrlError(f"a prompt template must contain {{label}}, e.g. 'a photo of a {{label}}'; got {template!r}")
+        if template != self._prompt:
+            self._prompt = template
+            self._memo.clear()
+
     @property
     @abstractmethod
     def model_hash(self) -> str:
@@ -122,8 +130,12 @@ class Runner(ABC):
         """Run the text side on the label set (no caching here)."""
 
     @abstractmethod
-    def _score(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
-        """Scores float32 [b, N] for one batch of at most max_batch(N) images."""
+    def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
+        """Scores float32 [b, N] for one batch of at most max_batch(N) images.
+
+        Device copies of the label side may be kept between calls, keyed by the `side` object
+        itself: a new label set or prompt always comes as a new object.
+        """
 
     def label_side(self, labels: Sequence[str]) -> LabelArrays:
         """The label-side tensors: from memory, else the disk cache, else the text encoder."""
@@ -154,8 +166,8 @@ class Runner(ABC):
         side = self.label_side(key)
         step = self.max_batch(len(key))
         if images.shape[0] <= step:
-            return np.asarray(self._score(images, side, key), dtype=np.float32)
-        parts = [self._score(images[i : i + step], side, key) for i in range(0, images.shape[0], step)]
+            return np.asarray(self._score(images, side), dtype=np.float32)
+        parts = [self._score(images[i : i + step], side) for i in range(0, images.shape[0], step)]
         return np.concatenate(parts).astype(np.float32, copy=False)  # [B, N]
 
     def _check_images(self, images: np.ndarray) -> None:

@@ -101,10 +101,10 @@ class OnnxTextSide:
         self.manifest, self.device, self.threads = manifest, device, threads
         self._session: Any = None
 
-    def encode(self, labels: Sequence[str]) -> LabelArrays:
+    def encode(self, labels: Sequence[str], prompt: str) -> LabelArrays:
         if self._session is None:
             self._session = open_session(import_onnxruntime(), self.manifest.text_graph(), self.device, self.threads)
-        prompts = [self.manifest.prompt.format(label=label) for label in labels]
+        prompts = [prompt.format(label=label) for label in labels]
         tokens = tokenize(prompts, dict(self.manifest.arch), self.manifest.context_length)  # [N, T]
         fixed = self._session.get_inputs()[0].shape[1]
         if isinstance(fixed, int) and fixed != tokens.shape[1]:
@@ -154,7 +154,7 @@ class OnnxRunner(Runner):
         self._ort = ort
         self._text = OnnxTextSide(manifest, device, threads)
         self._geometry = HeadGeometry.from_arch(manifest.arch)
-        self._bound: tuple[tuple[str, ...], Any, Any] | None = None  # label tensors on the GPU
+        self._bound: tuple[LabelArrays, Any, Any] | None = None  # label tensors on the GPU
 
     @property
     def model_hash(self) -> str:
@@ -169,19 +169,19 @@ class OnnxRunner(Runner):
         return self._geometry.batch_for(n_labels, self.head_budget)
 
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
-        return self._text.encode(labels)
+        return self._text.encode(labels, self.prompt)
 
-    def _score(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
+    def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
             feed = {"images": images, "embeddings": side.embeddings, "context": side.context}
             return self.session.run(["scores"], feed)[0]
-        return self._score_bound(images, side, key)
+        return self._score_bound(images, side)
 
-    def _score_bound(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
-        if self._bound is None or self._bound[0] != key:
+    def _score_bound(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
+        if self._bound is None or self._bound[0] is not side:
             to_gpu = self._ort.OrtValue.ortvalue_from_numpy
-            self._bound = (key, to_gpu(side.embeddings, "cuda", 0), to_gpu(side.context, "cuda", 0))
+            self._bound = (side, to_gpu(side.embeddings, "cuda", 0), to_gpu(side.context, "cuda", 0))
         binding = self.session.io_binding()
         binding.bind_cpu_input("images", images)  # uint8: a quarter of the float traffic
         binding.bind_ortvalue_input("embeddings", self._bound[1])

@@ -96,7 +96,7 @@ class TorchRunner(Runner):
         self._text, self._image = TextGraph(model).eval(), ImageGraph(model).eval()
         self._geometry = HeadGeometry.from_arch(model.arch, itemsize=4 if precision == "fp32" else 2)
         self._hash: str | None = None
-        self._on_device: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_device: tuple[LabelArrays, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def model_hash(self) -> str:
@@ -112,21 +112,20 @@ class TorchRunner(Runner):
 
     @torch.inference_mode()
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
-        tokens = tokenize_labels(self.model, labels).to(self.device)  # [N, T]
+        tokens = tokenize_labels(self.model, labels, self.prompt).to(self.device)  # [N, T]
         embeddings, context = self._text(tokens)  # fp32: no autocast on the label side
         return LabelArrays(embeddings=embeddings.float().cpu().numpy(), context=context.float().cpu().numpy())
 
-    def _device_side(self, side: LabelArrays, key: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        cached = self._on_device.get(key)
-        if cached is None:
-            cached = (torch.from_numpy(side.embeddings).to(self.device), torch.from_numpy(side.context).to(self.device))
-            self._on_device = {key: cached}  # one label set on the device at a time
-        return cached
+    def _device_side(self, side: LabelArrays) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._on_device is None or self._on_device[0] is not side:  # one label set on the device
+            embeddings, context = (torch.from_numpy(a).to(self.device) for a in (side.embeddings, side.context))
+            self._on_device = (side, embeddings, context)
+        return self._on_device[1], self._on_device[2]
 
     @torch.inference_mode()
-    def _score(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
+    def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         x = torch.from_numpy(images).to(self.device, non_blocking=True)  # uint8 [b, S, S, 3]
-        embeddings, context = self._device_side(side, key)
+        embeddings, context = self._device_side(side)
         if self.precision == "fp32":
             scores = self._image(x, embeddings, context)
         else:
@@ -138,5 +137,5 @@ class TorchRunner(Runner):
         return {"backend": self.backend, "device": self.device, "precision": self.precision, "torch": torch.__version__}
 
     def close(self) -> None:
-        self._on_device.clear()
+        self._on_device = None
         super().close()

@@ -136,7 +136,7 @@ class TrtRunner(Runner):
         self._profile = {name: self.engine.get_tensor_profile_shape(name, 0) for name in INPUTS}  # [min, opt, max]
         self._stream = torch.cuda.Stream()
         self._geometry = HeadGeometry.from_arch(manifest.arch, itemsize=2)
-        self._bound: tuple[tuple[str, ...], Any, Any] | None = None
+        self._bound: tuple[LabelArrays, Any, Any] | None = None
         from sigrl.runtime.onnx_runner import OnnxTextSide
 
         self._text = OnnxTextSide(manifest, device="cpu")
@@ -158,22 +158,22 @@ class TrtRunner(Runner):
         return max(1, min(profile_max, self._geometry.batch_for(n_labels, self.head_budget)))
 
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
-        return self._text.encode(labels)
+        return self._text.encode(labels, self.prompt)
 
-    def _label_buffers(self, side: LabelArrays, key: tuple[str, ...]) -> tuple[Any, Any]:
-        if self._bound is None or self._bound[0] != key:
+    def _label_buffers(self, side: LabelArrays) -> tuple[Any, Any]:
+        if self._bound is None or self._bound[0] is not side:
             # Profile limits on the label axis are fixed at build time; say so before TensorRT does.
             low, _, high = (int(shape[0]) for shape in self._profile["embeddings"])
-            check_labels_in_profile(len(key), low, high, self.engine_path)
+            check_labels_in_profile(side.embeddings.shape[0], low, high, self.engine_path)
             torch = self._torch
             emb = torch.from_numpy(side.embeddings).to("cuda", self._dtypes["embeddings"])
             ctx = torch.from_numpy(side.context).to("cuda", self._dtypes["context"])
-            self._bound = (key, emb, ctx)
+            self._bound = (side, emb, ctx)
         return self._bound[1], self._bound[2]
 
-    def _score(self, images: np.ndarray, side: LabelArrays, key: tuple[str, ...]) -> np.ndarray:
+    def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         torch, context = self._torch, self.context
-        embeddings, label_context = self._label_buffers(side, key)
+        embeddings, label_context = self._label_buffers(side)
         with torch.cuda.stream(self._stream):
             x = torch.from_numpy(np.ascontiguousarray(images)).to("cuda", non_blocking=True)  # [b, S, S, 3]
             for name, tensor in (("images", x), ("embeddings", embeddings), ("context", label_context)):

@@ -113,14 +113,8 @@ def resolve_model(model: str | None) -> str:
 
 def apply_prompt(runner: Any, template: str | None) -> None:
     """Uses `template` for the label prompts instead of the model's own."""
-    if template is None or template == getattr(runner, "prompt", None):
-        return
-    if "{label}" not in template:
-        raise SigrlError(f"--prompt must contain {{label}}, e.g. 'a photo of a {{label}}'; got {template!r}")
-    setter = getattr(runner, "set_prompt", None)
-    if setter is None:
-        raise SigrlError(f"the {getattr(runner, 'backend', '')} runner cannot change its prompt; leave out --prompt")
-    setter(template)
+    if template is not None:
+        runner.set_prompt(template)
 
 
 def choose_rule(

@@ -7,8 +7,6 @@ import pytest
 
 from runtime_fixtures import write_export
 
-LABELS = ["cat", "dog", "red car", "tree", "blue sky", "green circle", "small yellow square"]  # odd N
-
 
 @pytest.fixture(scope="session")
 def tiny_hash(tiny_model) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS
+from runtime_fixtures import LABELS
 
 from sigrl.errors import SigrlError
 from sigrl.runtime import LabelCache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LABELS
+from runtime_fixtures import LABELS
 
 from sigrl.errors import SigrlError
 from sigrl.runtime import LabelCache
@@ -133,3 +133,25 @@ def test_shared_disk_cache_skips_text_work(tiny_model, tiny_export, images, tmp_
     torch_runner = TorchRunner(tiny_model, label_cache=LabelCache(tmp_path / "labels"))
     np.testing.assert_allclose(torch_runner.infer(images, LABELS), expected, atol=1e-4)
     assert torch_runner.text_runs == 0
+
+
+def test_set_prompt_changes_the_label_side_like_the_model_config(tiny_model, tiny_export, images):
+    import pytest
+
+    from sigrl.errors import SigrlError
+    from sigrl.model import SigRL
+
+    template = "a photo of a {label}"
+    reprompted = SigRL(tiny_model.config.replace(text={"prompt": template}), tiny_model.clip, tiny_model.arch).eval()
+    reprompted.load_state_dict(tiny_model.state_dict())
+    with TorchRunner(reprompted) as reference:
+        expected = reference.infer(images, LABELS)
+    with TorchRunner(tiny_model) as torch_runner, OnnxRunner(tiny_export) as onnx_runner:
+        before = torch_runner.infer(images, LABELS)
+        for runner in (torch_runner, onnx_runner):
+            runner.set_prompt(template)
+            assert runner.prompt == template
+            np.testing.assert_allclose(runner.infer(images, LABELS), expected, atol=1e-4)
+        assert np.abs(before - expected).max() > 1e-4  # the prompt really matters
+        with pytest.raises(SigrlError, match="must contain"):
+            torch_runner.set_prompt("no placeholder")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS
+from runtime_fixtures import LABELS
 
 import sigrl.runtime as runtime
 from sigrl.errors import SigrlError

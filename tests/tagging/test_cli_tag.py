@@ -322,3 +322,16 @@ def test_symlink_loop_is_reported_not_fatal(tmp_path, capsys, good_dir, labels_f
     assert len(read_records(out)) == 6  # each image once, not again through the loop
     problems = read_meta(out)["runs"][0]["problems"]
     assert len(problems) == 1 and problems[0]["path"].endswith("back_up") and "symlink loop" in problems[0]["reason"]
+
+
+def test_prompt_template_changes_scores_and_is_recorded(tmp_path, capsys, good_dir, labels_file):
+    cache = tmp_path / "c"
+    plain, prompted = tmp_path / "plain.jsonl", tmp_path / "prompted.jsonl"
+    assert sigrl(capsys, *tag_args(good_dir, labels_file, plain, cache, "--scores", "all")).code == 0
+    args = tag_args(good_dir, labels_file, prompted, cache, "--scores", "all", "--prompt", "a photo of a {label}")
+    assert sigrl(capsys, *args).code == 0
+    a = {r["path"]: r["scores"] for r in read_records(plain)}
+    b = {r["path"]: r["scores"] for r in read_records(prompted)}
+    assert a.keys() == b.keys()
+    assert max(abs(x - y) for p in a for x, y in zip(a[p], b[p])) > 1e-4
+    assert read_meta(prompted)["prompt"] == "a photo of a {label}"

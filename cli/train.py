@@ -29,6 +29,9 @@ def train(
     warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs"),
     trainable_blocks: Optional[int] = typer.Option(None, "--trainable-blocks", help="Last K ViT blocks train; -1: all."),
     alpha: float = typer.Option(0.1, "--alpha", help="EM entropy weight."),
+    beta: float = typer.Option(0.7, "--beta", help="EM+PL: smoothed target of pseudo-positives."),
+    pl_threshold: float = typer.Option(0.3, "--pl-threshold", help="EM+PL: zero-shot softmax threshold."),
+    pl_temperature: Optional[float] = typer.Option(None, "--pl-temperature", help="EM+PL: softmax temperature (default: the CLIP's logit scale)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on a seeded random subset of this many images."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit"),
     seed: int = typer.Option(0, "--seed"),
@@ -44,7 +47,7 @@ def train(
         setting=setting, data=str(data), init=str(init), out=str(out), val=str(val) if val else None,
         variant=variant, gmc=not no_gmc, svfr=not no_svfr, topk=topk, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, trainable_blocks=trainable_blocks,
-        alpha=alpha, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads, precision=precision,
+        alpha=alpha, beta=beta, pl_threshold=pl_threshold, pl_temperature=pl_temperature, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads, precision=precision,
     )
     progress = train_run(cfg, resume=resume, stop_after=stop_after)
     typer.echo(json.dumps(progress))

@@ -209,7 +209,14 @@ class _DropRecords(logging.Filter):
 
 
 def quantize_image_graph(src: Path, dst: Path) -> None:
-    """ONNX Runtime dynamic quantization: int8 weights, activations quantized per call (CPU)."""
+    """ONNX Runtime dynamic quantization of the ViT blocks: int8 weights, activations per call (CPU).
+
+    Only the transformer blocks are quantized; the SVFR head, the projections and the scoring stay
+    fp32. Scores are normalised over the label set, so neighbouring labels are often close, and
+    int8 drift in the head reorders them. Measured on sigrl-vit-b32 (N = 20, 48 world images, one
+    run): quantizing everything gave 1.83x fp32 speed with 87.5% identical top-5 sets; the blocks
+    alone gave 1.81x with 97.9%. (At large N the head dominates the cost; that trade is not taken.)
+    """
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
@@ -219,7 +226,11 @@ def quantize_image_graph(src: Path, dst: Path) -> None:
     quiet = _DropRecords()  # the quantizer logs advice about uint8 inputs and pre-processing on the root logger
     root.addFilter(quiet)
     try:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+        import onnx
+
+        graph = onnx.load(str(src), load_external_data=False).graph
+        keep_fp32 = [node.name for node in graph.node if "/resblocks." not in node.name]
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep_fp32)
     finally:
         root.removeFilter(quiet)
     os.replace(tmp, dst)

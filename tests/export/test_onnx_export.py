@@ -126,3 +126,13 @@ def test_failed_fp32_parity_raises_after_writing_the_report(tmp_path, tiny_model
     with pytest.raises(SigrlError, match="disagree with PyTorch"):
         parity.check_parity(tiny_model, out, read_manifest(out), cases=((2, 7),))
     assert json.loads((out / "parity.json").read_text())["passed"] is False
+
+
+def test_int8_quantizes_the_vit_blocks_and_keeps_the_head_fp32(tiny_export):
+    import onnx
+
+    graph = onnx.load(str(tiny_export.out_dir / "image.int8.onnx")).graph
+    integer = [n.name for n in graph.node if n.op_type == "MatMulInteger"]
+    assert integer and all("/resblocks." in name for name in integer)
+    head = [n for n in graph.node if "/svfr/" in n.name and n.op_type.startswith("MatMul")]
+    assert head and all(n.op_type == "MatMul" for n in head)

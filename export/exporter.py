@@ -32,7 +32,7 @@ class ExportResult:
 def _source(spec: str) -> tuple[str, str | None, list[str] | None]:
     """(source description, sha256 of the file or None, labels recorded in a checkpoint or None)."""
     from sigrl.checkpoint import read_metadata
-    from sigrl.export.onnx import file_sha256
+    from sigrl.checkpoint import file_sha256
 
     path = Path(spec)
     if spec.endswith(".safetensors"):

@@ -36,9 +36,11 @@ from typing import Any, Mapping
 
 from sigrl.errors import SigrlError
 
-MANIFEST = "manifest.json"
-EXPORT_FORMAT = "sigrl-export"
-FORMAT_VERSION = 1
+# The contract's constants and its reader live in the library (sigrl.runtime.manifest), which
+# reads what this package writes; the exporter uses the same ones.
+from sigrl.runtime.manifest import FORMAT as EXPORT_FORMAT
+from sigrl.runtime.manifest import FORMAT_VERSION, MANIFEST  # noqa: F401  (part of this module's API)
+from sigrl.runtime.manifest import read_manifest as _read_export
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -49,21 +51,8 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    path = Path(out_dir) / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SigrlError(f"{path}: no such file; {out_dir} is not a sigrl export (run `sigrl export` first)") from None
-    except json.JSONDecodeError as err:
-        raise SigrlError(f"{path}: not valid JSON ({err}); re-run `sigrl export`") from None
-    if data.get("format") != EXPORT_FORMAT:
-        raise SigrlError(f"{path}: not a sigrl export manifest (format {data.get('format')!r})")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise SigrlError(
-            f"{path}: export format version {data.get('format_version')} is not supported by this sigrl "
-            f"(expects {FORMAT_VERSION}); re-export with this version"
-        )
-    return data
+    """The manifest of an existing export, checked as the runners check it (parity included)."""
+    return dict(_read_export(out_dir).data)
 
 
 def is_export_dir(path: Path) -> bool:

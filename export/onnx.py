@@ -50,14 +50,6 @@ TEXT_FILE, IMAGE_FILE, IMAGE_INT8_FILE = "text.onnx", "image.onnx", "image.int8.
 _TRACE_N, _TRACE_B = 6, 2  # parity checks other values, so a baked size cannot pass unnoticed
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def context_length(model: SigRL) -> int:
     return int(model.arch.get("text_cfg", {}).get("context_length", 77))
 

@@ -182,7 +182,7 @@ def build_engines(
     cache: Path | None = None,
 ) -> dict[str, Any]:
     """Build (or reuse) the image-graph engine for step.precision; update and return the manifest."""
-    from sigrl.export.onnx import file_sha256
+    from sigrl.checkpoint import file_sha256
 
     trt = trt or tensorrt_module()
     device = dict(device or device_info(trt))

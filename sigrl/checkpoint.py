@@ -6,6 +6,7 @@ header, so one file is the whole artifact and loading never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -19,6 +20,15 @@ from safetensors.torch import load_file, save_file
 from sigrl.errors import SigrlError
 
 _META_KEY = "sigrl"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks: identifies checkpoints and graphs."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sigrl.checkpoint import file_sha256
 from sigrl.errors import SigrlError
 from sigrl.model.graphs import ImageGraph, TextGraph, tokenize_labels
 from sigrl.model.sigrl import SigRL
@@ -25,14 +26,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(model: SigRL) -> str:

@@ -93,7 +93,7 @@ def test_refuses_to_overwrite_user_data(tmp_path, tiny_export):
 
 def test_checkpoint_source_hash_and_labels(tmp_path, tiny_model):
     from sigrl.export.exporter import export_model
-    from sigrl.export.onnx import file_sha256
+    from sigrl.checkpoint import file_sha256
     from sigrl.model import save_model
 
     ckpt = tmp_path / "m.safetensors"

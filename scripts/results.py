@@ -194,7 +194,9 @@ def _clip_summary(path: Path) -> dict:
 
     summary = read_metadata(path).get("summary", {})
     return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": summary.get("steps"),
-            "train_seconds": summary.get("train_seconds"), "zero_shot": summary.get("zero_shot", {})}
+            "train_seconds": summary.get("train_seconds"),
+            "minutes": summary.get("config", {}).get("minutes"), "seed": summary.get("config", {}).get("seed"),
+            "zero_shot": summary.get("zero_shot", {})}
 
 
 def preamble(ledger: dict) -> list[str]:
@@ -206,7 +208,8 @@ def preamble(ledger: dict) -> list[str]:
         "scenes at 64 px; 8 colours x 8 shapes = 64 labels, 16 of them unseen and compositional; training "
         "scenes contain seen labels only).",
         f"- Backbone: `{cfg['clip']}` (sha256 `{clip.get('sha256', '?')[:16]}...`), a clip-world-tiny CLIP from "
-        f"`sigrl pretrain` ({clip.get('steps', '?')} steps in {clip.get('train_seconds', '?')} s; its own zero-shot "
+        f"`sigrl pretrain --data {cfg['world']}/train.jsonl --out FILE --minutes {clip.get('minutes', '?')} --seed "
+        f"{clip.get('seed', '?')} --eval {cfg['world']}/test.jsonl` ({clip.get('steps', '?')} steps in {clip.get('train_seconds', '?')} s; its own zero-shot "
         f"mAP on the 5,000 test images: {zs.get('map_all', float('nan')):.3f} over all labels, chance "
         f"{zs.get('chance_map_all', float('nan')):.3f}).",
         f"- Budget per training run (2 shared CPU cores, other jobs running; see the load averages below): "
@@ -265,7 +268,10 @@ def render(ledger: dict) -> str:
         found = _collect(ledger, run, variant, seeds, "clip-spml")
         lines.append(f"| {row} | {_cell([f['mAP'] for f in found])} | {len(found)} | "
                      f"{_train_seconds(ledger, run, seeds)} |")
-    lines += ["", "## Exact commands and wall times", "", "```"]
+    lines += ["", "## Exact commands and wall times", ""]
+    if ledger.get("driver"):
+        lines += [f"Driver (re-running it reuses finished run folders and re-renders): `{ledger['driver']}`", ""]
+    lines += ["```"]
     for key, step in ledger["steps"].items():
         lines.append(f"# {key}: {step['wall_seconds']} s (load average after: {step['loadavg_after']})")
         lines.append(step["command"])
@@ -275,8 +281,9 @@ def render(ledger: dict) -> str:
         lines += ["## Embedded default model", "",
                   f"`sigrl/default_model/sigrl-world.safetensors`: run `{d['from']}` (seed {d['seed']}, chosen by "
                   f"validation mAP {100 * d['val_mAP']:.1f} over seen labels), weights in fp16, "
-                  f"{d['bytes'] / 1e6:.1f} MB. Rebuild: `python scripts/results.py --pack-default` "
-                  "(reuses finished runs, trains missing ones).", ""]
+                  f"{d['bytes'] / 1e6:.1f} MB. Rebuild: the driver command above with `--pack-default` "
+                  "(it reuses finished runs and trains missing ones); `sigrl.default_model.load_default()` loads it.",
+                  ""]
     if ledger.get("notes"):
         lines += ["## Reading", "", ledger["notes"], ""]
     return "\n".join(lines)
@@ -292,9 +299,9 @@ def main() -> None:
     p.add_argument("--settings", default="ov,spml")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--warmup-epochs", type=float, default=0.3)
-    p.add_argument("--train-limit", type=int, default=1000)
-    p.add_argument("--val-limit", type=int, default=300)
-    p.add_argument("--test-limit", type=int, default=1000)
+    p.add_argument("--train-limit", type=int, default=400)
+    p.add_argument("--val-limit", type=int, default=160)
+    p.add_argument("--test-limit", type=int, default=600)
     p.add_argument("--topk", type=int, default=8)
     p.add_argument("--precision", default="bf16")
     p.add_argument("--ov-lr", type=float, default=1e-4)
@@ -319,6 +326,7 @@ def main() -> None:
         ledger_path.write_text(json.dumps(ledger, indent=2, sort_keys=True))
 
     if not args.render_only:
+        ledger["driver"] = shlex.join(["python", "scripts/results.py", *sys.argv[1:]])
         args.settings = args.settings.split(",")
         run_all(args, ledger, save)
     if args.pack_default:

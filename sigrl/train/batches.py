@@ -64,7 +64,8 @@ def load_image_set(
         keep = keep[has_pos]
     if len(keep) == 0:
         raise SigrlError(f"manifest {manifest.name!r}: no usable images (none has a positive among the labels)")
-    paths = [manifest.image_paths()[i] for i in keep]
+    all_paths = manifest.image_paths()
+    paths = [all_paths[i] for i in keep]
     start = time.perf_counter()
     images = load_images(paths, preprocess, threads=threads)
     log.info("decoded %d images of %s in %.1f s", len(images), manifest.name, time.perf_counter() - start)

@@ -33,6 +33,7 @@ OV_ROWS = [  # (row name, run name or None, variant evaluated)
     ("MKT head on the SigRL-trained backbone", "ov-sigrl", "mkt"),
 ]
 OV_TRAIN = {"ov-mkt": ["--variant", "mkt"], "ov-sigrl": [], "ov-no-gmc": ["--no-gmc"], "ov-no-svfr": ["--no-svfr"]}
+OV_ORDER = ("ov-sigrl", "ov-mkt", "ov-no-gmc", "ov-no-svfr")  # the main comparison first
 DIAG_OV = {"ov-sigrl-lr10x": [], "ov-mkt-lr10x": ["--variant", "mkt"]}
 DIAG_ROWS = [("MKT-style head, trained, lr x10", "ov-mkt-lr10x", "own"), ("SigRL, lr x10", "ov-sigrl-lr10x", "own")]
 # The world CLIP's own logit scale is ~15 after a short pretraining: its softmax over 48 labels
@@ -101,8 +102,8 @@ def _eval(args, ledger, key: str, checkpoint: Path, variants: str, setting: str)
 def run_all(args, ledger: dict, save) -> None:
     for seed in args.seeds:
         if "ov" in args.settings:
-            for name, extra in OV_TRAIN.items():
-                run = _train(args, ledger, name, extra, seed, "ov")
+            for name in [n for n in OV_ORDER if n in args.ov_runs]:
+                run = _train(args, ledger, name, OV_TRAIN[name], seed, "ov")
                 save()
                 variants = "own,clip,mkt" if name == "ov-sigrl" else "own"
                 ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
@@ -297,6 +298,8 @@ def main() -> None:
     p.add_argument("--doc", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
     p.add_argument("--settings", default="ov,spml")
+    p.add_argument("--ov-runs", type=lambda s: s.split(","), default=list(OV_ORDER),
+                   help="Which OV trainings to run (default: all four).")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--warmup-epochs", type=float, default=0.3)
     p.add_argument("--train-limit", type=int, default=400)

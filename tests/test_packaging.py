@@ -36,3 +36,16 @@ def test_mapped_packages_import_from_the_repo_folders():
     assert Path(sigrl.export.__file__).parent == ROOT / "export"
     assert Path(sigrl.cli.__file__).parent == ROOT / "cli"
     assert Path(sigrl.bench.__file__).parent == ROOT / "bench"
+
+
+def test_ci_runs_exactly_the_readme_setup_commands():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"^## Set up\s*$(.*?)(?=^## )", readme, re.M | re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [line.strip() for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2 and "pip install" in commands[0] and "pytest" in commands[1]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert commands[0] in ci and commands[1] in ci
+    assert ci.index(commands[0]) < ci.index(commands[1])

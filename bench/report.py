@@ -137,13 +137,16 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         ax.plot(fx, fy, "--", color="gray", zorder=2)
         ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", zorder=4, label="Pareto front")
         ax.legend(loc="best")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    xs = [x for x, _ in pts]
+    log_x = bool(xs) and max(xs) > 10 * min(xs)  # a log axis only where the rows span a decade
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.margins(x=0.25, y=0.15)
-    ax.set_xlabel("model-only throughput at best batch (images/s, log)")
+    ax.set_xlabel("model-only throughput at best batch (images/s" + (", log)" if log_x else ")"))
     ax.set_ylabel("mAP")
-    ax.set_title(f"{result['model']['spec']} on {result['data']['images']} images")
+    ax.set_title(f"{Path(result['model']['spec']).name} on {result['data']['images']} images")
     ax.grid(True, alpha=0.3)
     cases = [c for c in (result.get("head_scaling") or {}).get("cases", []) if c.get("status") == "ran"]
     for variant in dict.fromkeys(c["variant"] for c in cases):

@@ -125,5 +125,3 @@ def pseudo_positives(
     sims = F.normalize(image_features.float(), dim=-1) @ F.normalize(label_embeddings.float(), dim=-1).T
     return (temperature * sims).softmax(dim=-1) > threshold
 
-
-SPML_LOSSES = ("an", "em", "em_pl")

@@ -89,8 +89,6 @@ def test_tag_command_imports_no_torch_with_a_warm_label_cache(tmp_path, export_d
     assert len(read_records(tmp_path / "o.jsonl")) == 6
 
 
-@pytest.mark.xfail(reason="cli/main.py imports cli/train.py, which imports torch at module level; `sigrl tag` "
-                   "on an export pays for torch until it imports torch lazily", strict=False)
 def test_sigrl_entry_point_imports_no_torch_with_a_warm_label_cache(tmp_path, export_dir, setup):
     images, labels = setup
     args = ["tag", str(images), "--labels", str(labels), "--out", str(tmp_path / "o.jsonl"), "--model",

@@ -9,6 +9,7 @@ loop is naive about the image side only, which is where `sigrl tag` earns its sp
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -36,21 +37,33 @@ def torchvision_transform(pre: PreprocessConfig):
     ])
 
 
+@dataclass
+class NaiveRun:
+    scores: np.ndarray  # [n, N]
+    seconds: float  # the image loop, labels excluded
+    decode_seconds: float  # PIL open + torchvision preprocessing
+    forward_seconds: float
+
+
 @torch.no_grad()
 def naive_loop(
     model: SigRL, paths: Sequence[str | Path], labels: Sequence[str], batch_size: int = BATCH_SIZE
-) -> tuple[np.ndarray, float]:
-    """Scores [n, N] for the files in `paths`, and the seconds the image loop took (labels excluded)."""
+) -> NaiveRun:
+    """Scores for the files in `paths`, with where the loop's time went."""
     model = model.eval()
     side = model.encode_labels(list(labels))
     transform = torchvision_transform(model.config.preprocess)
     out: list[torch.Tensor] = []
+    decode = forward = 0.0
     start = time.perf_counter()
     for i in range(0, len(paths), batch_size):
-        tensors = [transform(Image.open(p).convert("RGB")) for p in paths[i:i + batch_size]]
-        out.append(model(torch.stack(tensors), side))  # [b, 3, S, S] -> [b, N]
+        a = time.perf_counter()
+        batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + batch_size]])
+        b = time.perf_counter()
+        out.append(model(batch, side).float())  # [b, 3, S, S] -> [b, N]
+        decode, forward = decode + b - a, forward + time.perf_counter() - b
     elapsed = time.perf_counter() - start
-    return torch.cat(out).float().numpy(), elapsed
+    return NaiveRun(torch.cat(out).numpy(), elapsed, decode, forward)
 
 
 def naive_forward(model: SigRL, images: torch.Tensor, labels: Sequence[str]):

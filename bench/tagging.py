@@ -117,31 +117,16 @@ def sigrl_tags(out: Path) -> dict[str, list[str]]:
 def naive_loop(model_spec: str, paths: Sequence[Path], labels: Sequence[str]) -> dict:
     """What a user writes: PIL + torchvision transforms, batches of 32, torch fp32, one process."""
     import torch
-    from PIL import Image
 
-    from sigrl.bench.naive import torchvision_transform
+    from sigrl.bench.naive import naive_loop as run_naive
     from sigrl.model.factory import open_model
 
-    model = open_model(model_spec).eval()
-    with torch.no_grad():
-        side = model.encode_labels(list(labels))  # once, as a careful user would
-    transform = torchvision_transform(model.config.preprocess)
     load = os.getloadavg()[0]
-    scores, t_pre, t_fwd = [], 0.0, 0.0
-    start = time.perf_counter()
-    for i in range(0, len(paths), NAIVE_BATCH):
-        a = time.perf_counter()
-        batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + NAIVE_BATCH]])
-        b = time.perf_counter()
-        with torch.no_grad():
-            scores.append(model(batch, side).float())  # [b, N]
-        t_pre, t_fwd = t_pre + b - a, t_fwd + time.perf_counter() - b
-    wall = time.perf_counter() - start
-    s = torch.cat(scores).numpy()
-    order = np.argsort(-s, axis=1, kind="stable")[:, :TOPK]
+    run = run_naive(open_model(model_spec), paths, labels, batch_size=NAIVE_BATCH)
+    order = np.argsort(-run.scores, axis=1, kind="stable")[:, :TOPK]
     tags = {Path(p).name: [labels[j] for j in row] for p, row in zip(paths, order)}
-    return {"wall_s": round(wall, 2), "images": len(paths), "decode_preprocess_s": round(t_pre, 2),
-            "forward_s": round(t_fwd, 2), "torch_threads": torch.get_num_threads(), "tags": tags,
+    return {"wall_s": round(run.seconds, 2), "images": len(paths), "decode_preprocess_s": round(run.decode_seconds, 2),
+            "forward_s": round(run.forward_seconds, 2), "torch_threads": torch.get_num_threads(), "tags": tags,
             "loadavg_before": round(load, 2), "loadavg_after": round(os.getloadavg()[0], 2)}
 
 

@@ -99,7 +99,7 @@ def run_naive(job: dict) -> dict[str, Any]:
 
     base_rss = rss_bytes()
     model = open_model(job["model"]).eval()
-    scores, _ = naive_loop(model, job["paths"], job["labels"])
+    scores = naive_loop(model, job["paths"], job["labels"]).scores
     np.save(job["scores"], scores.astype(np.float32))
     transform = torchvision_transform(model.config.preprocess)
     first = torch.stack([transform(Image.open(p).convert("RGB")) for p in job["paths"][:BATCH_SIZE]])
@@ -108,7 +108,7 @@ def run_naive(job: dict) -> dict[str, Any]:
     latency = measure(naive_forward(model, first[:1], job["labels"]), _repeats(job, "latency_repeats"))
     stats = measure(naive_forward(model, first, job["labels"]), _repeats(job, "repeats"))
     paths = [job["paths"][i % len(job["paths"])] for i in range(job["e2e_images"])]
-    _, elapsed = naive_loop(model, paths, job["labels"])
+    elapsed = naive_loop(model, paths, job["labels"]).seconds
     thr = {"per_batch": {str(BATCH_SIZE): {"batch": BATCH_SIZE, "images_per_s": BATCH_SIZE / stats.median_s,
                                            **stats.to_dict()}},
            "best_batch": BATCH_SIZE, "images_per_s": BATCH_SIZE / stats.median_s}

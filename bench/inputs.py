@@ -104,15 +104,9 @@ def world_test_split(n_images: int, root: Path | None = None) -> Path:
 
 
 def _export_key(spec: str) -> str:
-    path = Path(spec)
-    if path.is_file():
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        ident = digest.hexdigest()
-    else:
-        ident = spec
+    from sigrl.checkpoint import file_sha256
+
+    ident = file_sha256(spec) if Path(spec).is_file() else spec
     return hashlib.sha256(f"{ident}|{sigrl.__version__}".encode()).hexdigest()[:16]
 
 

@@ -186,21 +186,21 @@ def run_tagging(
     batch = max(1, min(batch_size, runner.max_batch(len(labels))))
     if batch < batch_size:
         log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))
-    meta = _run_meta(runner, labels, rule, batch, workers, max_pixels, extra_meta)
+    meta = run_meta(runner, labels, rule, batch, workers, max_pixels, extra_meta)
     summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
     # Checked before the output is opened, so a refused resume leaves every file as it was.
-    previous = _check_resumable(output_path, meta) if resume else None
+    previous = check_resumable(output_path, meta) if resume else None
     with open_output(output_path, resume=resume, overwrite=overwrite) as out:
         summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
         todo = [p for p in found.paths if not out.is_done(p)]
         summary.skipped = len(found.paths) - len(todo)
         summary.errors += _record_problems(out, found.problems, summary)
         summary.label_side = _warm_labels(runner, labels, summary.timings)
-        runs = _earlier_runs(previous)
-        _save_meta(output_path, meta, summary, runs, "running")
+        runs = earlier_runs(previous)
+        save_meta(output_path, meta, summary, runs, "running")
         status = "failed"
         try:
-            saver = lambda: _save_meta(output_path, meta, summary, runs, "running")  # noqa: E731
+            saver = lambda: save_meta(output_path, meta, summary, runs, "running")  # noqa: E731
             _tag(out, todo, runner, labels, rule, batch, workers, max_pixels, progress, summary, saver)
             status = "complete"
         except KeyboardInterrupt:
@@ -211,7 +211,7 @@ def run_tagging(
             if progress is not None:
                 progress.close()
             out.close()
-            _save_meta(output_path, meta, summary, runs, status)
+            save_meta(output_path, meta, summary, runs, status)
     return summary
 
 
@@ -285,7 +285,7 @@ def _warm_labels(runner: Any, labels: list[str], timings: dict[str, float]) -> s
     return "encoded" if runner.text_runs > before else "cache"
 
 
-def _run_meta(
+def run_meta(
     runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, max_pixels: int,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def _plain(value: Any) -> Any:
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
-def _check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
+def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
     previous = read_meta(output_path)
     if previous is None:
         return None
@@ -331,7 +331,7 @@ def _check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) 
     return previous
 
 
-def _earlier_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+def earlier_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
     runs = [dict(r) for r in (previous or {}).get("runs", [])]
     for run in runs:
         if run.get("status") == "running":  # it never wrote its final state: it was killed
@@ -343,7 +343,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, status: str) -> None:
+def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, status: str) -> None:
     this_run = {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": status,

@@ -162,9 +162,9 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
     described = _describe(ray, spec, labels, use_gpu)
     batch = max(1, min(batch_size, described.max_batch))
     extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
-    meta = job._run_meta(described, labels, rule, batch, workers, max_pixels, extra)
-    previous = job._check_resumable(output_path, meta) if resume else None
-    runs = job._earlier_runs(previous)
+    meta = job.run_meta(described, labels, rule, batch, workers, max_pixels, extra)
+    previous = job.check_resumable(output_path, meta) if resume else None
+    runs = job.earlier_runs(previous)
     summary = Summary(output=Path(output_path), meta=Path(os.fspath(output_path) + ".meta.json"),
                       discovered=len(found.paths), batch_size=batch, label_side=described.label_side)
     summary.problems = [(os.fspath(p), r) for p, r in found.problems if not r.startswith("unreadable")]
@@ -174,14 +174,14 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
     todo = manifest.todo()
     if unreadable and todo and todo[-1].index == manifest.shards[-1].index:
         _write_problems(manifest, todo.pop(), unreadable, summary)
-    job._save_meta(output_path, meta, summary, runs, "running")
+    job.save_meta(output_path, meta, summary, runs, "running")
     status = "failed"
     try:
         if progress is not None:
             progress.start(sum(len(s.paths) for s in todo), summary.skipped)
         if todo:
             _stream(ray, todo, manifest, spec, labels, rule, batch, workers, max_pixels, described.preprocess,
-                    use_gpu, replicas, progress, summary, lambda: job._save_meta(output_path, meta, summary, runs, "running"))
+                    use_gpu, replicas, progress, summary, lambda: job.save_meta(output_path, meta, summary, runs, "running"))
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -194,7 +194,7 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
         if status == "complete":
             for name in remove_stale(manifest):
                 log.info("removed %s: a shard of an earlier plan", name)
-        job._save_meta(output_path, meta, summary, runs, status)
+        job.save_meta(output_path, meta, summary, runs, status)
     return summary
 
 

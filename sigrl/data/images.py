@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-
-log = logging.getLogger(__name__)
-
-_RESAMPLE = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-}
+from sigrl.tagging.decode import DecodeError, decode
 
 
 def load_rgb(path: Path, preprocess: PreprocessConfig) -> np.ndarray:
-    """One image as uint8 [S, S, 3] after the model's resize + center crop."""
+    """One image as uint8 [S, S, 3] after the model's resize + center crop.
+
+    The same decoder as `sigrl tag` (EXIF orientation, every colour mode, JPEG DCT downscaling
+    with its quality margin), so training, evaluation and tagging see identical pixels.
+    """
     try:
-        with Image.open(path) as img:
-            img.draft("RGB", (preprocess.resize_size, preprocess.resize_size))  # cheap JPEG downscale
-            img = img.convert("RGB")
-            w, h = img.size
-            scale = preprocess.resize_size / min(w, h)
-            if (w, h) != (preprocess.image_size, preprocess.image_size):
-                size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                img = img.resize(size, _RESAMPLE[preprocess.interpolation])
-                left = (img.width - preprocess.image_size) // 2
-                top = (img.height - preprocess.image_size) // 2
-                img = img.crop((left, top, left + preprocess.image_size, top + preprocess.image_size))
-            return np.asarray(img, dtype=np.uint8)
-    except FileNotFoundError:
-        raise SigrlError(f"{path}: image file not found; check the manifest's root and paths") from None
-    except OSError as err:
-        raise SigrlError(f"{path}: cannot decode image ({err})") from None
+        return decode(path, preprocess)
+    except DecodeError as err:
+        raise SigrlError(f"{path}: cannot use this image ({err.reason}); check the manifest's root and paths") from None
 
 
 def load_images(paths: Sequence[Path], preprocess: PreprocessConfig, threads: int = 2) -> torch.Tensor:

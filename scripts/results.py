@@ -189,12 +189,10 @@ def _train_seconds(ledger: dict, run: str | None, seeds: list[int]) -> str:
 
 
 def _clip_summary(path: Path) -> dict:
-    import hashlib
-
-    from sigrl.checkpoint import read_metadata
+    from sigrl.checkpoint import file_sha256, read_metadata
 
     summary = read_metadata(path).get("summary", {})
-    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": summary.get("steps"),
+    return {"sha256": file_sha256(path), "steps": summary.get("steps"),
             "train_seconds": summary.get("train_seconds"),
             "minutes": summary.get("config", {}).get("minutes"), "seed": summary.get("config", {}).get("seed"),
             "zero_shot": summary.get("zero_shot", {})}

@@ -1,7 +1,7 @@
 """Runners: one interface (`infer(images, labels) -> scores`) over PyTorch, ONNX Runtime and TensorRT.
 
     with open_runner("exports/vit-b32", label_cache=LabelCache()) as runner:
-        print(runner.reason)                      # why this backend was chosen
+        log.info(runner.reason)                   # why this backend was chosen
         scores = runner.infer(images, labels)     # uint8 [B, S, S, 3] -> float32 [B, N]
 
 Importing this package is light: torch, onnxruntime and tensorrt are imported by the runner that

@@ -30,10 +30,10 @@ the text graph takes the tokenizer's full, zero-padded output (see onnx.py for w
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from sigrl.atomic import write_text_atomic
 from sigrl.errors import SigrlError
 
 # The contract's constants and its reader live in the library (sigrl.runtime.manifest), which
@@ -45,9 +45,7 @@ from sigrl.runtime.manifest import read_manifest as _read_export
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically, so a crash never leaves a half-written manifest or report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:

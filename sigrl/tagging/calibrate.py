@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import fit_thresholds, read_thresholds
+from sigrl.tagging.decisions import fit_thresholds, read_thresholds, write_thresholds
 from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
 from sigrl.tagging.pipeline import iter_batches
 
@@ -118,12 +118,5 @@ def calibrate(
 
 def write_calibration(path: str | os.PathLike[str], result: Calibration, about: dict[str, Any]) -> Path:
     """`label<TAB>threshold` lines (what --threshold-file reads) under `# key: value` comments."""
-    path = Path(path)
-    lines = [f"# {key}: {value}\n" for key, value in about.items()]
-    lines.append(f"# images: {result.n_images}, macro F1 over labels with positives: {result.macro_f1:.4f}\n")
-    lines += [f"{label}\t{float(t)!r}\n" for label, t in zip(result.labels, result.thresholds)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    summary = f"{result.n_images}, macro F1 over labels with positives: {result.macro_f1:.4f}"
+    return write_thresholds(path, result.labels, result.thresholds, **about, images=summary)

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from sigrl.atomic import write_text_atomic
 from sigrl.errors import SigrlError
 
 SCORES_MODES = ("tags", "all")
@@ -159,17 +160,19 @@ def _thresholds_tsv(path: Path, text: str) -> tuple[dict[str, float], dict[str, 
     return out, where
 
 
-def write_thresholds(path: str | os.PathLike[str], labels: Sequence[str], thresholds: np.ndarray, **metadata: object) -> None:
-    """Stores thresholds as JSON ({"thresholds": {...}, **metadata}) or TSV by the extension."""
+def write_thresholds(
+    path: str | os.PathLike[str], labels: Sequence[str], thresholds: np.ndarray, /, **metadata: object
+) -> Path:
+    """Stores thresholds as JSON ({"thresholds": {...}, **metadata}) or TSV by the extension; in a
+    TSV file the metadata become `# key: value` comment lines above the `label<TAB>threshold` lines."""
     path = Path(path)
     pairs = {label: float(t) for label, t in zip(labels, np.asarray(thresholds, dtype=np.float64))}
     if path.suffix.lower() == ".json":
         text = json.dumps({"thresholds": pairs, **metadata}, indent=1, ensure_ascii=False) + "\n"
     else:
-        text = "".join(f"{label}\t{t!r}\n" for label, t in pairs.items())
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        text = "".join(f"# {key}: {value}\n" for key, value in metadata.items())
+        text += "".join(f"{label}\t{t!r}\n" for label, t in pairs.items())
+    return write_text_atomic(path, text)
 
 
 def fit_thresholds(scores: np.ndarray, targets: np.ndarray, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

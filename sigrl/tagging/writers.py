@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from sigrl.atomic import write_text_atomic
 from sigrl.errors import SigrlError
 from sigrl.tagging.records import Record
 from sigrl.tagging.sources import path_key
@@ -141,15 +142,8 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
 
 def write_meta(out: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
     """Writes the run metadata to `<out>.meta.json` atomically (temp file + os.replace)."""
-    target = meta_path(out)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(dict(meta), f, indent=1, ensure_ascii=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
+    text = json.dumps(dict(meta), indent=1, ensure_ascii=False, default=str) + "\n"
+    return write_text_atomic(meta_path(out), text, durable=True)
 
 
 def read_meta(out: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ def tag(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip recorded images, append the rest."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images with more pixels than this (decompression bombs); default ~179 million."),
+    decode: str = typer.Option("fast", "--decode", help="fast: JPEGs much larger than the model input are decoded at reduced scale (several times faster on camera photos, pixels within a few levels); exact: full decode, pixel-identical to PIL + torchvision preprocessing."),
     progress: Optional[bool] = typer.Option(None, "--progress/--quiet", help="Progress bar on stderr; default: on when stderr is a terminal. --quiet also hides the backend line."),
     label_cache: Optional[Path] = typer.Option(None, "--label-cache", help="Folder for cached label-side tensors (default $SIGRL_CACHE/labels or ~/.cache/sigrl/labels)."),
     engine: str = typer.Option("local", "--engine", help="local, or ray: Ray Data with one model replica per GPU/CPU slot; --out is then a folder of shards (join them with `sigrl merge`)."),
@@ -47,11 +48,12 @@ def tag(
     `sigrl calibrate` stored some for this exact label set, else the 5 best-scoring labels.
     """
     from sigrl.runtime import LabelCache, open_runner
-    from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+    from sigrl.tagging.decode import DecodeOptions
     from sigrl.tagging.job import apply_prompt, choose_rule, resolve_model, run_tagging
     from sigrl.tagging.labels import read_labels
 
     names = read_labels(labels)
+    decoding = DecodeOptions.from_options(decode, max_pixels)
     target = resolve_model(model)
     show = sys.stderr.isatty() if progress is None else progress
     cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
@@ -60,7 +62,7 @@ def tag(
 
         rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
         summary = run_with_ray(engine, [os.fspath(p) for p in inputs], target, backend, device, precision, cache.directory, prompt,
-                               names, rule, rule_source, out, resume, overwrite, batch_size, workers, max_pixels,
+                               names, rule, rule_source, out, resume, overwrite, batch_size, workers, decoding,
                                _Bar() if show else None, address, replicas, shard_size, echo=None if progress is False else lambda m: typer.echo(m, err=True))
         _finish(summary, out)
         return
@@ -75,7 +77,7 @@ def tag(
             summary = run_tagging(
                 [os.fspath(p) for p in inputs], runner, names, rule, out, resume=resume, overwrite=overwrite,
                 batch_size=batch_size, workers=_default_workers() if workers is None else workers,
-                max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=_Bar() if show else None,
+                decoding=decoding, progress=_Bar() if show else None,
                 extra_meta={"decision_source": rule_source},
             )
         except KeyboardInterrupt:

@@ -6,7 +6,7 @@ Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> 
     labels.read_labels(path)                      -> list[str]
     decisions.make_rule(labels, threshold, per_label, topk, scores_mode) -> DecisionRule
     writers.open_output(out, resume, overwrite)   -> Output (skip Output.is_done(path) inputs)
-    pipeline.iter_batches(paths, preprocess, batch_size, workers, max_pixels, queue_depth)
+    pipeline.iter_batches(paths, preprocess, batch_size, workers, decoding, queue_depth)
                                                   -> Batch(paths, images [b,S,S,3] uint8, failures)
     records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
     writers.write_meta(out, {...})
@@ -14,7 +14,7 @@ Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> 
 The whole run, as `sigrl tag` calls it (resume checks, metadata sidecar, counts, timings):
 
     job.run_tagging(inputs, runner, labels, rule, out, resume, overwrite, batch_size, workers,
-                    max_pixels, progress)          -> Summary
+                    decoding, progress)            -> Summary
     job.choose_rule(labels, threshold, threshold_file, topk, scores_mode, model) -> (rule, source)
     calibrate.calibrate(runner, manifest, labels)  -> Calibration (per-label F1-optimal thresholds)
 

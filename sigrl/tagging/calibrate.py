@@ -22,7 +22,7 @@ import numpy as np
 
 from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import fit_thresholds, read_thresholds, write_thresholds
-from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def stored_thresholds(model: str | os.PathLike[str] | None, labels: Sequence[str
 
 def score_images(
     runner: Any, paths: Sequence[Path], labels: Sequence[str], batch_size: int = 8, workers: int = 2,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoding: DecodeOptions = DecodeOptions(),
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Scores [M, N] (NaN rows for failed images), an ok mask [M], and the failures."""
     rows: dict[str, list[int]] = defaultdict(list)
@@ -86,7 +86,7 @@ def score_images(
     ok = np.zeros(len(paths), dtype=bool)
     failures: list[tuple[str, str]] = []
     step = max(1, min(batch_size, runner.max_batch(len(labels))))
-    for batch in iter_batches(paths, runner.preprocess, batch_size=step, workers=workers, max_pixels=max_pixels):
+    for batch in iter_batches(paths, runner.preprocess, batch_size=step, workers=workers, decoding=decoding):
         if batch.paths:
             out = runner.infer(batch.images, list(labels))  # [b, N]
             for p, row in zip(batch.paths, out):

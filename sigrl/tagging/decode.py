@@ -1,7 +1,8 @@
 """Image file -> uint8 [S, S, 3] model input, robust to whatever a folder of "images" holds.
 
-Steps, in order: open (header only) -> pixel-count check -> JPEG DCT-domain downscale (`draft`)
--> load -> EXIF orientation -> RGB -> resize the shorter side -> center crop.
+Steps, in order: open (header only) -> pixel-count check -> JPEG DCT-domain downscale (`draft`,
+unless DecodeOptions.exact) -> load -> EXIF orientation -> RGB -> resize the shorter side -> center
+crop.
 
 The resize and crop follow torchvision's `Resize(int)` + `CenterCrop` on a PIL image (the
 preprocessing open_clip models are trained with), so tags match a plain torchvision pipeline.
@@ -16,11 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from sigrl.config import PreprocessConfig
+from sigrl.errors import SigrlError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,39 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How files become model inputs, beyond the model's own preprocessing.
+
+    exact=False (the default) decodes JPEGs much larger than the model input at 1/2, 1/4 or 1/8
+    scale in the DCT domain: several times faster on camera photos (see _draft), with pixels within a few levels of a
+    full decode, so scores move slightly and near-tied labels can swap. exact=True always decodes in
+    full: pixel-identical to PIL + torchvision preprocessing, for runs that must reproduce such a
+    pipeline's tags.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+
+    @classmethod
+    def from_options(cls, mode: str = "fast", max_pixels: int | None = None) -> "DecodeOptions":
+        """From the CLI's --decode and --max-pixels values (None: the default limit)."""
+        if mode not in ("fast", "exact"):
+            raise SigrlError(f"--decode must be fast or exact, got {mode!r}")
+        if max_pixels is not None and max_pixels < 1:
+            raise SigrlError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
+        return cls(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, exact=mode == "exact")
+
+    @property
+    def mode(self) -> str:
+        """'exact' or 'fast', as the CLI option and the run metadata name it."""
+        return "exact" if self.exact else "fast"
+
+
 class DecodeError(Exception):
     """One image could not be turned into a model input; `reason` is short and user-facing."""
 
@@ -50,22 +86,13 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, options: DecodeOptions = DecodeOptions()) -> np.ndarray:
     """The model input for one file: uint8 [S, S, 3], S = preprocess.image_size.
 
-    Raises DecodeError for anything wrong with the file. JPEGs much larger than needed are
-    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below twice resize_size on the
-    shorter side, which is what makes camera-size photos cheap.
+    Raises DecodeError for anything wrong with the file. Unless options.exact, JPEGs much larger
+    than needed are decoded at reduced scale in the DCT domain, never below twice resize_size on
+    the shorter side, which is what makes camera-size photos cheap.
     """
-    return _decode(path, preprocess, max_pixels, use_draft=True)
-
-
-def decode_reference(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """`decode` without DCT-domain downscaling: the straightforward full decode, for checks."""
-    return _decode(path, preprocess, max_pixels, use_draft=False)
-
-
-def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixels: int, use_draft: bool) -> np.ndarray:
     with _open_file(path) as fp:
         try:
             im = Image.open(fp, formats=FORMATS)
@@ -79,11 +106,11 @@ def _decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, max_pixe
             raise DecodeError(f"corrupt image header: {err}") from None
         with im:
             width, height = im.size
-            if width * height > max_pixels:
-                raise DecodeError(f"too many pixels ({width} x {height} > {max_pixels})")
+            if width * height > options.max_pixels:
+                raise DecodeError(f"too many pixels ({width} x {height} > {options.max_pixels})")
             if width < 1 or height < 1:
                 raise DecodeError(f"empty image ({width} x {height})")
-            if use_draft and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
+            if not options.exact and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
                 _draft(im, preprocess.resize_size)
             _load(im)
             _apply_orientation(im, path)

@@ -27,7 +27,7 @@ import sigrl
 from sigrl.errors import SigrlError
 from sigrl.tagging.calibrate import stored_thresholds
 from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
-from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.sources import discover
@@ -168,7 +168,7 @@ def run_tagging(
     overwrite: bool = False,
     batch_size: int = 8,
     workers: int = 2,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoding: DecodeOptions = DecodeOptions(),
     progress: Progress | None = None,
     extra_meta: dict[str, Any] | None = None,
 ) -> Summary:
@@ -186,7 +186,7 @@ def run_tagging(
     batch = max(1, min(batch_size, runner.max_batch(len(labels))))
     if batch < batch_size:
         log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))
-    meta = run_meta(runner, labels, rule, batch, workers, max_pixels, extra_meta)
+    meta = run_meta(runner, labels, rule, batch, workers, decoding, extra_meta)
     summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
     # Checked before the output is opened, so a refused resume leaves every file as it was.
     previous = check_resumable(output_path, meta) if resume else None
@@ -201,7 +201,7 @@ def run_tagging(
         status = "failed"
         try:
             saver = lambda: save_meta(output_path, meta, summary, runs, "running")  # noqa: E731
-            _tag(out, todo, runner, labels, rule, batch, workers, max_pixels, progress, summary, saver)
+            _tag(out, todo, runner, labels, rule, batch, workers, decoding, progress, summary, saver)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -223,7 +223,7 @@ def _tag(
     rule: DecisionRule,
     batch: int,
     workers: int,
-    max_pixels: int,
+    decoding: DecodeOptions,
     progress: Progress | None,
     summary: Summary,
     save_meta: Any,
@@ -234,7 +234,7 @@ def _tag(
         timings.setdefault(key, 0.0)
     if progress is not None:
         progress.start(len(todo), summary.skipped)
-    batches = iter_batches(todo, runner.preprocess, batch_size=batch, workers=workers, max_pixels=max_pixels)
+    batches = iter_batches(todo, runner.preprocess, batch_size=batch, workers=workers, decoding=decoding)
     try:
         mark = time.perf_counter()
         for item in batches:
@@ -286,7 +286,7 @@ def _warm_labels(runner: Any, labels: list[str], timings: dict[str, float]) -> s
 
 
 def run_meta(
-    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, max_pixels: int,
+    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, decoding: DecodeOptions,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
     prompt = getattr(runner, "prompt", "")
@@ -305,7 +305,8 @@ def run_meta(
         "preprocess": _plain(getattr(runner, "preprocess", None)),
         "batch_size": batch,
         "workers": workers,
-        "max_pixels": max_pixels,
+        "max_pixels": decoding.max_pixels,
+        "decode": decoding.mode,
         **(extra or {}),
     }
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-from sigrl.tagging.decode import DEFAULT_MAX_PIXELS, DecodeError, decode
+from sigrl.tagging.decode import DecodeError, DecodeOptions, decode
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def iter_batches(
     preprocess: PreprocessConfig,
     batch_size: int = 8,
     workers: int = 2,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoding: DecodeOptions = DecodeOptions(),
     queue_depth: int = 4,
 ) -> Iterator[Batch]:
     """Decoded batches of `paths`, in order; every input appears once, as an image or a failure.
@@ -72,7 +72,7 @@ def iter_batches(
     if queue_depth < 1:
         raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
     # Arguments are checked now; the work (and the thread pool) starts at the first next().
-    return _batches(iter(paths), preprocess, batch_size, workers, max_pixels, queue_depth)
+    return _batches(iter(paths), preprocess, batch_size, workers, decoding, queue_depth)
 
 
 def _batches(
@@ -80,7 +80,7 @@ def _batches(
     preprocess: PreprocessConfig,
     batch_size: int,
     workers: int,
-    max_pixels: int,
+    decoding: DecodeOptions,
     queue_depth: int,
 ) -> Iterator[Batch]:
     size = preprocess.image_size
@@ -93,9 +93,9 @@ def _batches(
             return False
         images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)  # [n, S, S, 3]
         if pool is None:
-            results: list = [_decode_into(p, images, i, preprocess, max_pixels) for i, p in enumerate(chunk)]
+            results: list = [_decode_into(p, images, i, preprocess, decoding) for i, p in enumerate(chunk)]
         else:
-            results = [pool.submit(_decode_into, p, images, i, preprocess, max_pixels) for i, p in enumerate(chunk)]
+            results = [pool.submit(_decode_into, p, images, i, preprocess, decoding) for i, p in enumerate(chunk)]
         pending.append(_Pending(chunk, images, results))
         return True
 
@@ -116,10 +116,10 @@ def _batches(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode_into(path: Path, images: np.ndarray, index: int, preprocess: PreprocessConfig, max_pixels: int) -> str | None:
+def _decode_into(path: Path, images: np.ndarray, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:
     """Decodes into images[index]; returns None on success, else the failure reason."""
     try:
-        images[index] = decode(path, preprocess, max_pixels)
+        images[index] = decode(path, preprocess, decoding)
         return None
     except DecodeError as err:
         return err.reason

@@ -40,7 +40,7 @@ import numpy as np
 from sigrl.errors import SigrlError
 from sigrl.tagging import job
 from sigrl.tagging.decisions import DecisionRule
-from sigrl.tagging.decode import DEFAULT_MAX_PIXELS
+from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.job import Progress, Summary
 from sigrl.tagging.pipeline import iter_batches
 from sigrl.tagging.records import batch_records, error_record
@@ -91,7 +91,7 @@ def run_with_ray(
     engine: str, inputs: Sequence[str], model: str, backend: str, device: str, precision: str | None,
     label_cache: str | os.PathLike[str] | None, prompt: str | None, labels: Sequence[str], rule: DecisionRule,
     rule_source: str, output_path: str | os.PathLike[str], resume: bool, overwrite: bool, batch_size: int,
-    workers: int | None, max_pixels: int | None, progress: Progress | None, address: str | None,
+    workers: int | None, decoding: DecodeOptions, progress: Progress | None, address: str | None,
     replicas: int | None, shard_size: int, echo: Callable[[str], None] | None = None,
 ) -> Summary:
     """What `sigrl tag --engine ray` calls with its parsed options; `echo` gets the status lines."""
@@ -104,7 +104,7 @@ def run_with_ray(
         echo(f"decision: {rule_source}")
     return run_tagging_ray(
         inputs, spec, labels, rule, output_path, resume=resume, overwrite=overwrite, batch_size=batch_size,
-        workers=1 if workers is None else workers, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=progress,
+        workers=1 if workers is None else workers, decoding=decoding, progress=progress,
         extra_meta={"decision_source": rule_source}, address=address, replicas=replicas, shard_size=shard_size,
     )
 
@@ -119,7 +119,7 @@ def run_tagging_ray(
     overwrite: bool = False,
     batch_size: int = 8,
     workers: int = 1,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoding: DecodeOptions = DecodeOptions(),
     progress: Progress | None = None,
     extra_meta: dict[str, Any] | None = None,
     *,
@@ -149,20 +149,20 @@ def run_tagging_ray(
     own_ray = _connect(ray, address)
     try:
         return _run(ray, found, unreadable, manifest, runner, labels, rule, output_path, resume, batch_size, workers,
-                    max_pixels, progress, extra_meta, replicas, started)
+                    decoding, progress, extra_meta, replicas, started)
     finally:
         if own_ray:
             ray.shutdown()
 
 
 def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: RunnerSpec, labels: list[str],
-         rule: DecisionRule, output_path: Any, resume: bool, batch_size: int, workers: int, max_pixels: int,
+         rule: DecisionRule, output_path: Any, resume: bool, batch_size: int, workers: int, decoding: DecodeOptions,
          progress: Progress | None, extra_meta: dict[str, Any] | None, replicas: int | None, started: float) -> Summary:
     use_gpu, replicas = _placement(ray, spec, replicas)
     described = _describe(ray, spec, labels, use_gpu)
     batch = max(1, min(batch_size, described.max_batch))
     extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
-    meta = job.run_meta(described, labels, rule, batch, workers, max_pixels, extra)
+    meta = job.run_meta(described, labels, rule, batch, workers, decoding, extra)
     previous = job.check_resumable(output_path, meta) if resume else None
     runs = job.earlier_runs(previous)
     summary = Summary(output=Path(output_path), meta=Path(os.fspath(output_path) + ".meta.json"),
@@ -180,7 +180,7 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
         if progress is not None:
             progress.start(sum(len(s.paths) for s in todo), summary.skipped)
         if todo:
-            _stream(ray, todo, manifest, spec, labels, rule, batch, workers, max_pixels, described.preprocess,
+            _stream(ray, todo, manifest, spec, labels, rule, batch, workers, decoding, described.preprocess,
                     use_gpu, replicas, progress, summary, lambda: job.save_meta(output_path, meta, summary, runs, "running"))
         status = "complete"
     except KeyboardInterrupt:
@@ -260,7 +260,7 @@ def _write_problems(manifest: Manifest, shard: Shard, unreadable: list, summary:
 
 
 def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, labels: list[str], rule: DecisionRule,
-            batch: int, workers: int, max_pixels: int, preprocess: Any, use_gpu: bool, replicas: int,
+            batch: int, workers: int, decoding: DecodeOptions, preprocess: Any, use_gpu: bool, replicas: int,
             progress: Progress | None, summary: Summary, save_meta: Any) -> None:
     """Runs the Ray Data pipeline over the unfinished shards and notes each finished one."""
     import ray.data
@@ -269,13 +269,13 @@ def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, l
     rows = [{"index": s.index, "digest": s.digest, "paths": json.dumps(list(s.paths))} for s in todo]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     if use_gpu:  # decode on CPU tasks, overlapped with the GPUs; CPU replicas decode themselves
-        ds = ds.map(_decode_shard, fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels, "threads": workers},
+        ds = ds.map(_decode_shard, fn_kwargs={"preprocess": preprocess, "decoding": decoding, "threads": workers},
                     num_cpus=1)
     ds = ds.map_batches(
         _ShardScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=replicas),
         fn_constructor_kwargs={"spec": spec, "labels": labels, "rule": rule, "batch": batch, "threads": workers,
-                               "max_pixels": max_pixels, "out_dir": os.fspath(manifest.out_dir),
+                               "decoding": decoding, "out_dir": os.fspath(manifest.out_dir),
                                "suffix": manifest.suffix},
         num_cpus=1, num_gpus=1 if use_gpu else 0,
     )
@@ -297,14 +297,14 @@ def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, l
             last_save = time.monotonic()
 
 
-def _decode_shard(row: dict[str, Any], preprocess: Any, max_pixels: int, threads: int) -> dict[str, Any]:
+def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions, threads: int) -> dict[str, Any]:
     """One shard's images decoded (uint8 [n, S, S, 3] as raw bytes) plus its failures."""
     start = time.perf_counter()
     paths = json.loads(row["paths"])
     ok: list[str] = []
     failures: list[list[str]] = []
     parts: list[np.ndarray] = []
-    for item in iter_batches(paths, preprocess, batch_size=max(1, len(paths)), workers=threads, max_pixels=max_pixels):
+    for item in iter_batches(paths, preprocess, batch_size=max(1, len(paths)), workers=threads, decoding=decoding):
         ok.extend(os.fspath(p) for p in item.paths)
         failures.extend([os.fspath(p), reason] for p, reason in item.failures)
         parts.append(item.images)
@@ -317,10 +317,10 @@ class _ShardScorer:
     """A Ray Data actor: one model replica that scores whole shards and writes their files."""
 
     def __init__(self, spec: RunnerSpec, labels: list[str], rule: DecisionRule, batch: int, threads: int,
-                 max_pixels: int, out_dir: str, suffix: str) -> None:
+                 decoding: DecodeOptions, out_dir: str, suffix: str) -> None:
         self.runner = spec.open()
         self.labels, self.rule, self.batch = labels, rule, batch
-        self.threads, self.max_pixels = threads, max_pixels
+        self.threads, self.decoding = threads, decoding
         self.out_dir, self.suffix = out_dir, suffix
         self.runner.label_side(labels)  # before the first shard, not inside its timing
 
@@ -353,7 +353,7 @@ class _ShardScorer:
         """(paths, uint8 images [b, S, S, 3], failures) per inference batch of one shard."""
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
             paths = json.loads(row["paths"])
-            for item in iter_batches(paths, self.runner.preprocess, self.batch, self.threads, self.max_pixels):
+            for item in iter_batches(paths, self.runner.preprocess, self.batch, self.threads, self.decoding):
                 yield item.paths, item.images, item.failures
             return
         size = self.runner.preprocess.image_size

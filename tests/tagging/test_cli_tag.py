@@ -96,6 +96,28 @@ def test_all_good_exits_0_with_summary_and_metadata(tmp_path, capsys, good_dir, 
     assert meta["decision"]["topk"] == 2 and meta["precision"] == "fp32"
     assert len(meta["model_hash"]) == 64 and len(meta["label_hash"]) == 64
     assert meta["runs"][0]["images_per_s"] > 0 and meta["runs"][0]["wall_s"] > 0
+    assert meta["decode"] == "fast" and meta["max_pixels"] > 10**8
+
+
+def test_exact_decode_is_recorded_and_scores_a_large_jpeg_as_the_full_decode(tmp_path, capsys, labels_file):
+    from sigrl.runtime import open_runner
+    from sigrl.tagging.decode import DecodeOptions, decode
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    save(folder / "big.jpg", smooth_image(1200, 900, seed=4), quality=92)  # drafted by the fast decode
+    scores = {}
+    for mode in ("fast", "exact"):
+        out = tmp_path / f"{mode}.jsonl"
+        result = sigrl(capsys, *tag_args(folder, labels_file, out, tmp_path / "cache", "--scores", "all", "--decode", mode))
+        assert result.code == 0, result.err
+        assert read_meta(out)["decode"] == mode
+        scores[mode] = np.array(read_records(out)[0]["scores"])
+    with open_runner(MODEL, backend="torch", device="cpu") as runner:
+        full = decode(folder / "big.jpg", runner.preprocess, DecodeOptions(exact=True))[None]  # [1, S, S, 3]
+        reference = runner.infer(full, LABELS)[0]
+    np.testing.assert_allclose(scores["exact"], reference, rtol=0, atol=1e-5)
+    assert not np.array_equal(scores["fast"], scores["exact"])  # the drafted pixels differ a little
 
 
 def test_threshold_selects_by_score(tmp_path, capsys, good_dir, labels_file):
@@ -168,6 +190,8 @@ def test_usage_errors_exit_2(tmp_path, capsys, good_dir, labels_file):
     assert result.code == 2 and "--topk must be >= 1" in result.err
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--prompt", "no slot"))
     assert result.code == 2 and "{label}" in result.err
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--decode", "quick"))
+    assert result.code == 2 and "--decode must be fast or exact" in result.err
     result = sigrl(capsys, "tag", good_dir, "--labels", labels_file, "--out", tmp_path / "a.jsonl", "--model", "sigrl-nope")
     assert result.code == 2
 

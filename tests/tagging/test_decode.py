@@ -7,16 +7,18 @@ from PIL import Image, JpegImagePlugin
 
 from sigrl.config import PreprocessConfig
 from sigrl.tagging import decode as decode_module
-from sigrl.tagging.decode import DecodeError, decode, decode_reference
+from sigrl.errors import SigrlError
+from sigrl.tagging.decode import DEFAULT_MAX_PIXELS, DecodeError, DecodeOptions, decode
 
 from tagging_images import save, smooth_image
 
 EXACT = PreprocessConfig(image_size=40, resize_size=40, interpolation="nearest")  # no resampling
+FULL = DecodeOptions(exact=True)  # never drafts
 
 
-def reason(path, preprocess, **kw) -> str:
+def reason(path, preprocess, options=DecodeOptions()) -> str:
     with pytest.raises(DecodeError) as info:
-        decode(path, preprocess, **kw)
+        decode(path, preprocess, options)
     return info.value.reason
 
 
@@ -42,7 +44,7 @@ def test_text_named_jpg(tmp_path, preprocess):
 def test_decompression_bomb_checked_before_load(tmp_path, preprocess, monkeypatch):
     save(tmp_path / "big.png", smooth_image(300, 200))
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels decoded before the size check"))
-    assert reason(tmp_path / "big.png", preprocess, max_pixels=50_000) == "too many pixels (300 x 200 > 50000)"
+    assert reason(tmp_path / "big.png", preprocess, DecodeOptions(max_pixels=50_000)) == "too many pixels (300 x 200 > 50000)"
 
 
 def test_unreadable_file(tmp_path, preprocess, monkeypatch):
@@ -99,6 +101,28 @@ def test_resize_crop_matches_torchvision():
     np.testing.assert_array_equal(ours, theirs)
 
 
+def test_exact_decode_is_pixel_identical_to_pil_and_torchvision(tmp_path, monkeypatch):
+    # What a user's own loop computes: PIL open + convert, torchvision Resize + CenterCrop.
+    tv = pytest.importorskip("torchvision.transforms", reason="torchvision not importable here")
+    pre = PreprocessConfig(image_size=64, resize_size=72, interpolation="bicubic")
+    save(tmp_path / "large.jpg", smooth_image(1600, 1200, seed=5), quality=92)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", lambda *a: pytest.fail("exact decode drafted"))
+    ours = decode(tmp_path / "large.jpg", pre, FULL)
+    with Image.open(tmp_path / "large.jpg") as im:
+        theirs = np.asarray(tv.CenterCrop(64)(tv.Resize(72, interpolation=tv.InterpolationMode.BICUBIC)(im.convert("RGB"))))
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_decode_options_from_cli_values():
+    assert DecodeOptions.from_options() == DecodeOptions(max_pixels=DEFAULT_MAX_PIXELS, exact=False)
+    assert DecodeOptions.from_options("exact", 1000) == DecodeOptions(max_pixels=1000, exact=True)
+    assert DecodeOptions.from_options("exact").mode == "exact" and DecodeOptions().mode == "fast"
+    with pytest.raises(SigrlError, match="--decode must be fast or exact"):
+        DecodeOptions.from_options("quick")
+    with pytest.raises(SigrlError, match="--max-pixels must be a positive"):
+        DecodeOptions.from_options("fast", 0)
+
+
 def test_draft_decode_close_to_full_decode(tmp_path, monkeypatch):
     pre = PreprocessConfig(image_size=64, resize_size=72)
     save(tmp_path / "large.jpg", smooth_image(1600, 1200, seed=3), quality=92)
@@ -113,7 +137,7 @@ def test_draft_decode_close_to_full_decode(tmp_path, monkeypatch):
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     fast = decode(tmp_path / "large.jpg", pre).astype(int)
     assert scales == [(200, 150)]  # decoded at 1/8 scale; shorter side 150 >= 2 x 72
-    full = decode_reference(tmp_path / "large.jpg", pre).astype(int)
+    full = decode(tmp_path / "large.jpg", pre, FULL).astype(int)
     assert len(scales) == 1  # the reference never drafts
     assert np.abs(fast - full).mean() < 1.5
 
@@ -200,7 +224,7 @@ def test_mpo_camera_jpeg_is_drafted_too(tmp_path, monkeypatch):
     assert Image.open(tmp_path / "cam.jpg").format == "MPO"
     fast = decode(tmp_path / "cam.jpg", pre).astype(int)
     assert len(drafted) == 1 and drafted[0] is not None  # the DCT-domain downscale took effect
-    full = decode_reference(tmp_path / "cam.jpg", pre).astype(int)
+    full = decode(tmp_path / "cam.jpg", pre, FULL).astype(int)
     assert np.abs(fast - full).mean() < 1.5
     assert np.abs(fast - decode_module.resize_crop(frames[0], pre)).mean() < 3  # the first frame
 

@@ -1,9 +1,8 @@
 """The ONNX Runtime runner: an export directory's graphs on the CPU or CUDA execution provider.
 
-The image path never imports torch. The label side comes from the label cache when it can; on a
-miss the prompts must be tokenised, and open_clip's BPE tokenizer (the only one that matches the
-exported text encoder) imports torch, so it is imported then and only then. A process that tags
-with a warm label cache therefore never loads torch (tests/runtime checks this in a subprocess).
+Nothing here imports torch. The label side comes from the label cache when it can; on a miss the
+prompts are tokenised with sigrl.runtime.tokenizer, a torch-free implementation of CLIP's BPE giving
+open_clip's ids (tests/runtime checks both in subprocesses, with a warm and a cold label cache).
 
 Sessions run with graph optimisation level ALL and as many intra-op threads as this process may
 use. On CUDA the session is checked to really run on CUDAExecutionProvider (ONNX Runtime quietly
@@ -85,11 +84,12 @@ def open_session(ort: Any, path: Path, device: str, threads: int | None = None) 
 
 
 def tokenize(prompts: list[str], arch: dict[str, Any], context_length: int) -> np.ndarray:
-    """Token ids int64 [N, T], trimmed to the longest prompt. Imports torch (via open_clip)."""
-    from sigrl.model.backbone import build_tokenizer
+    """Token ids int64 [N, T], trimmed to the longest prompt."""
+    from sigrl.runtime.tokenizer import clip_tokenizer  # ftfy and regex: only on a label-cache miss
 
-    text_cfg = dict(arch.get("text_cfg", {}), context_length=context_length)
-    ids = build_tokenizer(dict(arch, text_cfg=text_cfg))(prompts).numpy().astype(np.int64)  # [N, C]
+    if "hf_tokenizer_name" in arch.get("text_cfg", {}):
+        raise SigrlError("Hugging Face tokenizers are not supported; use a CLIP with open_clip's BPE tokenizer")
+    ids = clip_tokenizer()(prompts, context_length)  # [N, C]
     length = int((ids != 0).sum(axis=1).max())  # open_clip pads with id 0; trimming is exact
     return np.ascontiguousarray(ids[:, :length])
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime specifics: provider assertion, session options, no torch on a warm cache."""
+"""ONNX Runtime specifics: provider assertion, session options, no torch with a warm or cold label cache."""
 
 from __future__ import annotations
 
@@ -84,6 +84,30 @@ def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
         with open_runner({str(tiny_export)!r}, label_cache=LabelCache({str(cache_dir)!r})) as runner:
             scores = runner.infer(images, {LABELS!r})
             assert runner.backend == "onnx" and runner.text_runs == 0, runner
+        np.save({str(tmp_path / 'scores.npy')!r}, scores)
+        print("torch" in sys.modules, "open_clip" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
+
+
+def test_cold_cache_label_encode_imports_no_torch(tiny_export, images, tmp_path):
+    # A label-cache miss tokenises the prompts and runs the text graph: still no torch.
+    with OnnxRunner(tiny_export) as runner:
+        expected = runner.infer(images, LABELS)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from sigrl.runtime import LabelCache, open_runner
+        images = np.load({str(tmp_path / 'images.npy')!r})
+        with open_runner({str(tiny_export)!r}, label_cache=LabelCache({str(tmp_path / 'empty')!r})) as runner:
+            scores = runner.infer(images, {LABELS!r})
+            assert runner.backend == "onnx" and runner.text_runs == 1, runner
         np.save({str(tmp_path / 'scores.npy')!r}, scores)
         print("torch" in sys.modules, "open_clip" in sys.modules)
         """

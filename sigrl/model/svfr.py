@@ -22,15 +22,19 @@ def _chunks(n: int, size: int | None) -> list[slice]:
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _patch_attention(proj: nn.Linear, feats: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    """alpha [B, P, n, D]: softmax over patches of proj(tanh(F[b,p] * q[b,c])).
+def _patch_weights(proj: nn.Linear, feats: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The softmax over patches of proj(tanh(F[b,p] * q[b,c])), as alpha = e * inv with e [B, P, n, D]
+    and inv = 1 / sum_p e [B, n, D].
 
-    queries is [n, D] (shared by the batch) or [B, n, D] (per image).
+    queries is [n, D] (shared by the batch) or [B, n, D] (per image). Callers reduce e over P or n
+    first and scale by inv afterwards, so the big tensor is never divided: in ONNX Runtime this ran
+    the head about 1.6x faster than softmax(dim=1), whose non-last axis costs two transposes.
     """
     if queries.dim() == 2:
         queries = queries.unsqueeze(0)
     logits = proj(torch.tanh(feats.unsqueeze(2) * queries.unsqueeze(1)))  # [B, P, n, D]
-    return logits.softmax(dim=1)
+    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))  # <= 1: safe in fp16 too
+    return e, 1.0 / e.sum(dim=1)
 
 
 class SVFR(nn.Module):
@@ -57,8 +61,8 @@ class SVFR(nn.Module):
         decoupled = []  # M chunks, [B, n, D] each
         mth = feats.new_zeros(feats.shape[0], feats.shape[2], h.shape[1])  # M^T H, [B, D, D]
         for c in chunks:
-            alpha = _patch_attention(self.sda_proj, feats, h[c])  # [B, P, n, D]
-            m = torch.einsum("bpd,bpnd->bnd", feats, alpha)  # [B, n, D]
+            e, inv = _patch_weights(self.sda_proj, feats, h[c])  # [B, P, n, D], [B, n, D]
+            m = torch.einsum("bpd,bpnd->bnd", feats, e) * inv  # sum_p F alpha, [B, n, D]
             mth = mth + torch.einsum("bnd,ne->bde", m, h[c])
             decoupled.append(m)
         m = torch.cat(decoupled, dim=1)  # [B, N, D]
@@ -69,5 +73,6 @@ class SVFR(nn.Module):
         fused = self.fuse_visual(torch.bmm(m, q)) + context  # O [B, N, D]
         weight = torch.zeros_like(feats)  # sum over labels of alpha', [B, P, D]
         for c in chunks:
-            weight = weight + _patch_attention(self.vfr_proj, feats, fused[:, c]).sum(dim=2)
+            e, inv = _patch_weights(self.vfr_proj, feats, fused[:, c])
+            weight = weight + torch.einsum("bpnd,bnd->bpd", e, inv)  # sum_c alpha'[b, p, c, d]
         return feats * weight  # R [B, P, D]

@@ -76,4 +76,6 @@ def unavailable_reason(row: RowSpec, gpu: bool, export_error: str, export_precis
         if row.precision == "fp16":
             return "no fp16 ONNX graph: sigrl exports fp16 as a TensorRT engine (`sigrl export --format trt`)"
         return f"the export has no {row.precision} image graph"
+    if row.device not in status[backend].devices:  # e.g. a GPU, but the CPU-only onnxruntime
+        return status[backend].detail
     return ""

@@ -35,6 +35,7 @@ ENGINE_SUFFIXES = (".plan", ".engine")
 class BackendStatus:
     available: bool
     detail: str
+    devices: tuple[str, ...] = ()  # where it can run here: "cpu", "cuda"
 
 
 @dataclass(frozen=True)
@@ -67,25 +68,35 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
+def _onnx_has_cuda() -> bool:
+    """Whether the installed onnxruntime build has the CUDA provider (the CPU-only wheel does not)."""
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
 def available_backends() -> dict[str, BackendStatus]:
-    """Every backend, whether it can run here, and why not if it cannot."""
+    """Every backend, whether it can run here, on which devices, and why not where it cannot."""
     gpu = gpu_visible()
-    devices = "cpu, cuda" if gpu else "cpu"
+    devices = ("cpu", "cuda") if gpu else ("cpu",)
     status = {}
     if _installed("torch"):
-        status["torch"] = BackendStatus(True, devices)
+        status["torch"] = BackendStatus(True, ", ".join(devices), devices)
     else:
         status["torch"] = BackendStatus(False, "torch is not installed: pip install sigrl")
-    if _installed("onnxruntime"):
-        status["onnx"] = BackendStatus(True, devices)
-    else:
+    if not _installed("onnxruntime"):
         status["onnx"] = BackendStatus(False, "onnxruntime is not installed: pip install 'sigrl[onnx]'")
+    elif gpu and not _onnx_has_cuda():  # a GPU, but the CPU-only onnxruntime wheel
+        status["onnx"] = BackendStatus(
+            True, "cpu (this onnxruntime has no CUDA provider: pip install onnxruntime-gpu to run on the GPU)", ("cpu",))
+    else:
+        status["onnx"] = BackendStatus(True, ", ".join(devices), devices)
     if not _installed("tensorrt"):
         status["trt"] = BackendStatus(False, "TensorRT is not installed: pip install 'sigrl[trt]' on a GPU machine")
     elif not gpu:
         status["trt"] = BackendStatus(False, "TensorRT is installed but no CUDA GPU is visible")
     else:
-        status["trt"] = BackendStatus(True, "cuda")
+        status["trt"] = BackendStatus(True, "cuda", ("cuda",))
     return status
 
 
@@ -116,7 +127,7 @@ def choose_backend(
             raise SigrlError(f"backend {backend} cannot run here: {status[backend].detail}")
     precision = precision or DEFAULT_PRECISION[backend]
     if device == "auto":
-        device = "cuda" if backend == "trt" or "cuda" in status[backend].detail else "cpu"
+        device = "cuda" if "cuda" in status[backend].devices else "cpu"
     return Choice(backend=backend, device=device, precision=precision, target=str(model), reason=reason)
 
 

@@ -17,11 +17,11 @@ from sigrl.runtime.trt_runner import check_labels_in_profile, check_sidecar, imp
 
 
 def _status(trt: bool = False, gpu: bool = False) -> dict[str, BackendStatus]:
-    devices = "cpu, cuda" if gpu else "cpu"
+    devices = ("cpu", "cuda") if gpu else ("cpu",)
     return {
-        "torch": BackendStatus(True, devices),
-        "onnx": BackendStatus(True, devices),
-        "trt": BackendStatus(trt, "cuda" if trt else "TensorRT is not installed"),
+        "torch": BackendStatus(True, ", ".join(devices), devices),
+        "onnx": BackendStatus(True, ", ".join(devices), devices),
+        "trt": BackendStatus(trt, "cuda" if trt else "TensorRT is not installed", ("cuda",) if trt else ()),
     }
 
 
@@ -59,6 +59,20 @@ def test_auto_picks_trt_when_engine_and_gpu(tiny_export, tmp_path, monkeypatch):
     assert (choice.backend, choice.device, choice.precision) == ("trt", "cuda", "fp16")
     assert "TensorRT engine" in choice.reason
     assert choose_backend(export / "image.fp16.plan").backend == "trt"
+
+
+def test_gpu_with_cpu_only_onnxruntime_runs_exports_on_the_cpu(tiny_export, monkeypatch):
+    # The CPU-only onnxruntime wheel on a GPU machine: auto must not pick cuda for ONNX.
+    monkeypatch.setattr(runtime, "gpu_visible", lambda: True)
+    monkeypatch.setattr(runtime, "_onnx_has_cuda", lambda: False)
+    status = runtime.available_backends()
+    assert status["onnx"].available and status["onnx"].devices == ("cpu",)
+    assert "onnxruntime-gpu" in status["onnx"].detail
+    assert status["torch"].devices == ("cpu", "cuda")
+    choice = choose_backend(tiny_export)
+    assert (choice.backend, choice.device) == ("onnx", "cpu")
+    monkeypatch.setattr(runtime, "_onnx_has_cuda", lambda: True)
+    assert choose_backend(tiny_export).device == "cuda"
 
 
 def test_explicit_backend_must_fit(tiny_export):

@@ -109,7 +109,7 @@ def test_exact_decode_is_recorded_and_scores_a_large_jpeg_as_the_full_decode(tmp
     scores = {}
     for mode in ("fast", "exact"):
         out = tmp_path / f"{mode}.jsonl"
-        result = sigrl(capsys, *tag_args(folder, labels_file, out, tmp_path / "cache", "--scores", "all", "--decode", mode))
+        result = sigrl(capsys, *tag_args(folder, labels_file, out, tmp_path / "cache", "--scores", "all", "--decode", mode, "--device", "cpu"))
         assert result.code == 0, result.err
         assert read_meta(out)["decode"] == mode
         scores[mode] = np.array(read_records(out)[0]["scores"])

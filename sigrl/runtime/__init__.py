@@ -5,7 +5,7 @@
         scores = runner.infer(images, labels)     # uint8 [B, S, S, 3] -> float32 [B, N]
 
 Importing this package is light: torch, onnxruntime and tensorrt are imported by the runner that
-needs them, when it is created (the ONNX path with a warm label cache never imports torch).
+needs them, when it is created (the ONNX path never imports torch).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sigrl.runtime.label_cache import LabelArrays, LabelCache
 from sigrl.runtime.manifest import is_export_dir, read_manifest
 
 __all__ = [
-    "BackendStatus", "Choice", "LabelArrays", "LabelCache", "Runner", "available_backends", "choose_backend",
-    "open_runner",
+    "BackendStatus", "Choice", "LabelArrays", "LabelCache", "Runner", "available_backends", "backend_status",
+    "choose_backend", "open_runner",
 ]
 
 BACKENDS = ("torch", "onnx", "trt")
@@ -53,15 +53,19 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def gpu_visible() -> bool:
-    """Whether a CUDA GPU can be used, without importing torch unless a driver is present."""
+def nvidia_driver_visible() -> bool:
+    """Whether the NVIDIA driver exposes a GPU to this process; imports nothing."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    if "torch" not in sys.modules:
+    if sys.platform.startswith("linux"):
         gpus = Path("/proc/driver/nvidia/gpus")
-        if sys.platform.startswith("linux") and not (gpus.is_dir() and any(gpus.iterdir())):
-            return False  # no NVIDIA driver: no need to load torch to find out
-    if not _installed("torch"):
+        return gpus.is_dir() and any(gpus.iterdir())
+    return True  # no cheap check elsewhere: the runtimes themselves decide
+
+
+def gpu_visible() -> bool:
+    """Whether PyTorch can use a CUDA GPU (imports torch only where a driver is present)."""
+    if not nvidia_driver_visible() or not _installed("torch"):
         return False
     import torch
 
@@ -75,29 +79,38 @@ def _onnx_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
+def backend_status(backend: str) -> BackendStatus:
+    """Whether `backend` can run here, on which devices, and why not where it cannot.
+
+    Each backend is asked on its own terms, so choosing ONNX Runtime or TensorRT never imports
+    torch: only the torch backend's status asks torch about CUDA.
+    """
+    if backend == "torch":
+        if not _installed("torch"):
+            return BackendStatus(False, "torch is not installed: pip install sigrl")
+        devices = ("cpu", "cuda") if gpu_visible() else ("cpu",)
+        return BackendStatus(True, ", ".join(devices), devices)
+    if backend == "onnx":
+        if not _installed("onnxruntime"):
+            return BackendStatus(False, "onnxruntime is not installed: pip install 'sigrl[onnx]'")
+        if not nvidia_driver_visible():
+            return BackendStatus(True, "cpu", ("cpu",))
+        if not _onnx_has_cuda():  # a GPU, but the CPU-only onnxruntime wheel
+            return BackendStatus(
+                True, "cpu (this onnxruntime has no CUDA provider: pip install onnxruntime-gpu to run on the GPU)", ("cpu",))
+        return BackendStatus(True, "cpu, cuda", ("cpu", "cuda"))
+    if backend == "trt":
+        if not _installed("tensorrt"):
+            return BackendStatus(False, "TensorRT is not installed: pip install 'sigrl[trt]' on a GPU machine")
+        if not nvidia_driver_visible():
+            return BackendStatus(False, "TensorRT is installed but no CUDA GPU is visible")
+        return BackendStatus(True, "cuda", ("cuda",))
+    raise SigrlError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
 def available_backends() -> dict[str, BackendStatus]:
-    """Every backend, whether it can run here, on which devices, and why not where it cannot."""
-    gpu = gpu_visible()
-    devices = ("cpu", "cuda") if gpu else ("cpu",)
-    status = {}
-    if _installed("torch"):
-        status["torch"] = BackendStatus(True, ", ".join(devices), devices)
-    else:
-        status["torch"] = BackendStatus(False, "torch is not installed: pip install sigrl")
-    if not _installed("onnxruntime"):
-        status["onnx"] = BackendStatus(False, "onnxruntime is not installed: pip install 'sigrl[onnx]'")
-    elif gpu and not _onnx_has_cuda():  # a GPU, but the CPU-only onnxruntime wheel
-        status["onnx"] = BackendStatus(
-            True, "cpu (this onnxruntime has no CUDA provider: pip install onnxruntime-gpu to run on the GPU)", ("cpu",))
-    else:
-        status["onnx"] = BackendStatus(True, ", ".join(devices), devices)
-    if not _installed("tensorrt"):
-        status["trt"] = BackendStatus(False, "TensorRT is not installed: pip install 'sigrl[trt]' on a GPU machine")
-    elif not gpu:
-        status["trt"] = BackendStatus(False, "TensorRT is installed but no CUDA GPU is visible")
-    else:
-        status["trt"] = BackendStatus(True, "cuda", ("cuda",))
-    return status
+    """Every backend's status (`sigrl info`, the bench); imports torch to ask about CUDA."""
+    return {backend: backend_status(backend) for backend in BACKENDS}
 
 
 def _is_engine(path: Path) -> bool:
@@ -117,32 +130,34 @@ def choose_backend(
     if model is None:
         raise SigrlError("no model given; pass --model with an export directory, a checkpoint or a config name")
     target = Path(model)
-    status = available_backends()
     if backend == "auto":
-        backend, reason = _auto(target, status, precision)
+        backend, reason = _auto(target, precision)
     else:
         reason = f"--backend {backend} was asked for"
         _check_fits(target, backend)
-        if not status[backend].available:
-            raise SigrlError(f"backend {backend} cannot run here: {status[backend].detail}")
+    status = backend_status(backend)
+    if not status.available:
+        raise SigrlError(f"backend {backend} cannot run here: {status.detail}")
     precision = precision or DEFAULT_PRECISION[backend]
     if device == "auto":
-        device = "cuda" if "cuda" in status[backend].devices else "cpu"
+        device = "cuda" if "cuda" in status.devices else "cpu"
     return Choice(backend=backend, device=device, precision=precision, target=str(model), reason=reason)
 
 
-def _auto(target: Path, status: dict[str, BackendStatus], precision: str | None) -> tuple[str, str]:
+def _auto(target: Path, precision: str | None) -> tuple[str, str]:
     if _is_engine(target):
         return "trt", f"{target} is a TensorRT engine"
     if not is_export_dir(target):
         return "torch", f"{target} is not an export directory, so PyTorch runs it (export it for ONNX/TensorRT)"
     engines = read_manifest(target).engines()
     wanted = precision or DEFAULT_PRECISION["trt"]
-    if wanted in engines and status["trt"].available:
+    trt = backend_status("trt") if wanted in engines else None
+    if trt is not None and trt.available:
         return "trt", f"export has a {wanted} TensorRT engine and TensorRT + a CUDA GPU are available"
-    why = f"no {wanted} TensorRT engine in the export" if wanted not in engines else status["trt"].detail
-    if not status["onnx"].available:
-        raise SigrlError(f"{target}: an export directory needs onnxruntime ({status['onnx'].detail})")
+    why = f"no {wanted} TensorRT engine in the export" if trt is None else trt.detail
+    onnx = backend_status("onnx")
+    if not onnx.available:
+        raise SigrlError(f"{target}: an export directory needs onnxruntime ({onnx.detail})")
     return "onnx", f"export directory, run on ONNX Runtime ({why})"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,10 +52,10 @@ def test_auto_picks_onnx_for_an_export(tiny_export):
 
 def test_auto_picks_trt_when_engine_and_gpu(tiny_export, tmp_path, monkeypatch):
     export = _with_engine(tiny_export, tmp_path)
-    monkeypatch.setattr(runtime, "available_backends", lambda: _status(trt=False))
+    monkeypatch.setattr(runtime, "backend_status", lambda name: _status(trt=False)[name])
     choice = choose_backend(export)
     assert choice.backend == "onnx" and "TensorRT is not installed" in choice.reason
-    monkeypatch.setattr(runtime, "available_backends", lambda: _status(trt=True, gpu=True))
+    monkeypatch.setattr(runtime, "backend_status", lambda name: _status(trt=True, gpu=True)[name])
     choice = choose_backend(export)
     assert (choice.backend, choice.device, choice.precision) == ("trt", "cuda", "fp16")
     assert "TensorRT engine" in choice.reason
@@ -63,6 +64,7 @@ def test_auto_picks_trt_when_engine_and_gpu(tiny_export, tmp_path, monkeypatch):
 
 def test_gpu_with_cpu_only_onnxruntime_runs_exports_on_the_cpu(tiny_export, monkeypatch):
     # The CPU-only onnxruntime wheel on a GPU machine: auto must not pick cuda for ONNX.
+    monkeypatch.setattr(runtime, "nvidia_driver_visible", lambda: True)
     monkeypatch.setattr(runtime, "gpu_visible", lambda: True)
     monkeypatch.setattr(runtime, "_onnx_has_cuda", lambda: False)
     status = runtime.available_backends()
@@ -73,6 +75,18 @@ def test_gpu_with_cpu_only_onnxruntime_runs_exports_on_the_cpu(tiny_export, monk
     assert (choice.backend, choice.device) == ("onnx", "cpu")
     monkeypatch.setattr(runtime, "_onnx_has_cuda", lambda: True)
     assert choose_backend(tiny_export).device == "cuda"
+
+
+def test_choosing_onnx_on_a_gpu_machine_imports_no_torch(tiny_export):
+    # Where a driver is present, only the torch backend's status may ask torch about CUDA.
+    script = (
+        "import sys; import sigrl.runtime as rt; rt.nvidia_driver_visible = lambda: True; "
+        "rt._onnx_has_cuda = lambda: False; "
+        f"c = rt.choose_backend({str(tiny_export)!r}); print(c.backend, c.device, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["onnx", "cpu", "False"]
 
 
 def test_explicit_backend_must_fit(tiny_export):

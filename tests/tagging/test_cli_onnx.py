@@ -46,7 +46,7 @@ def scores_by_name(path):
 def test_export_directory_runs_on_onnx_runtime_with_torch_scores(tmp_path, capsys, export_dir, setup):
     images, labels = setup
     cache = tmp_path / "cache"
-    reference = sigrl(capsys, *tag_args(images, labels, tmp_path / "torch.jsonl", cache, "--scores", "all"))
+    reference = sigrl(capsys, *tag_args(images, labels, tmp_path / "torch.jsonl", cache, "--scores", "all", "--device", "cpu"))
     assert reference.code == 0, reference.err
     args = ["tag", images, "--labels", labels, "--out", tmp_path / "onnx.jsonl", "--model", export_dir,
             "--label-cache", cache, "--scores", "all"]

@@ -128,11 +128,16 @@ def test_failed_fp32_parity_raises_after_writing_the_report(tmp_path, tiny_model
     assert json.loads((out / "parity.json").read_text())["passed"] is False
 
 
-def test_int8_quantizes_the_vit_blocks_and_keeps_the_head_fp32(tiny_export):
+def test_int8_quantizes_the_first_half_of_the_vit_blocks_and_keeps_the_rest_fp32(tiny_export):
+    import re
+
     import onnx
 
     graph = onnx.load(str(tiny_export.out_dir / "image.int8.onnx")).graph
-    integer = [n.name for n in graph.node if n.op_type == "MatMulInteger"]
-    assert integer and all("/resblocks." in name for name in integer)
+    blocks = {int(m.group(1)) for n in graph.node if (m := re.search(r"/resblocks\.(\d+)/", n.name))}
+    integer = {int(m.group(1)) for n in graph.node if n.op_type == "MatMulInteger"
+               and (m := re.search(r"/resblocks\.(\d+)/", n.name))}
+    assert len(blocks) >= 2 and integer == set(range(len(blocks) // 2))
+    assert not [n.name for n in graph.node if n.op_type == "MatMulInteger" and "/resblocks." not in n.name]
     head = [n for n in graph.node if "/svfr/" in n.name and n.op_type.startswith("MatMul")]
     assert head and all(n.op_type == "MatMul" for n in head)

@@ -50,10 +50,11 @@ class DecodeOptions:
     """How files become model inputs, beyond the model's own preprocessing.
 
     exact=False (the default) decodes JPEGs much larger than the model input at 1/2, 1/4 or 1/8
-    scale in the DCT domain: several times faster on camera photos (see _draft), with pixels within a few levels of a
-    full decode, so scores move slightly and near-tied labels can swap. exact=True always decodes in
-    full: pixel-identical to PIL + torchvision preprocessing, for runs that must reproduce such a
-    pipeline's tags.
+    scale in the DCT domain: several times faster on camera photos (see _draft), with pixels within
+    a few levels of a full decode, so scores move slightly and near-tied labels can swap.
+    exact=True always decodes in full: pixel-identical to PIL + torchvision preprocessing, for runs
+    that must reproduce such a pipeline's tags (on 12 MP photos most of its cost is PIL's
+    antialiased resize of the full image, not the decode).
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)

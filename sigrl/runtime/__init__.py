@@ -59,14 +59,17 @@ def nvidia_driver_visible() -> bool:
         return False
     if sys.platform.startswith("linux"):
         gpus = Path("/proc/driver/nvidia/gpus")
-        return gpus.is_dir() and any(gpus.iterdir())
+        # /dev/dxg: WSL 2, where the Windows driver serves CUDA and /proc/driver/nvidia is absent.
+        return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/dxg").exists()
     return True  # no cheap check elsewhere: the runtimes themselves decide
 
 
 def gpu_visible() -> bool:
     """Whether PyTorch can use a CUDA GPU (imports torch only where a driver is present)."""
-    if not nvidia_driver_visible() or not _installed("torch"):
+    if not _installed("torch"):
         return False
+    if "torch" not in sys.modules and not nvidia_driver_visible():
+        return False  # no driver: no need to load torch to find out
     import torch
 
     return torch.cuda.is_available()

@@ -16,9 +16,14 @@
 #
 # Knobs (environment): PYTHON (python3), GPU_CHECK_BUDGET_S (330), GPU_CHECK_SITE (/tmp/site: where
 # the wheels go), GPU_CHECK_ALLOW_CPU=1 (no GPU: CPU rows and small sizes, to try the script
-# anywhere), GPU_CHECK_STEPS (a subset of "install env tests bench tag"; env is needed by the last
-# three), GPU_CHECK_FORCE_INSTALL=1 (install sigrl even where it already imports),
-# GPU_CHECK_BENCH_ARGS / GPU_CHECK_TAG_ARGS (replace the default arguments).
+# anywhere), GPU_CHECK_STEPS (a subset of "install env tests bench tag cputag"; the default leaves
+# out cputag; env is needed by every step after it), GPU_CHECK_FORCE_INSTALL=1 (install sigrl even
+# where it already imports), GPU_CHECK_BENCH_ARGS / GPU_CHECK_TAG_ARGS / GPU_CHECK_CPUTAG_ARGS
+# (replace the default arguments).
+#
+# cputag runs `bench/tagging.py --only photos-12mp` on the machine's CPU cores (limit 300 s, not yet
+# run there; the GPU is not used): `sigrl tag` against the naive loop on 12 MP photos where the decode
+# pool has more than 2 cores. Run it alone: GPU_CHECK_STEPS="install env cputag".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,7 +119,14 @@ step_tag() {
     "$PY" -P -m sigrl.bench.gpu_tag --out "$RESULTS" --work "$WORK/gpu_tag" \
         ${GPU_CHECK_TAG_ARGS:---timeout 60}
 }
-export -f step_install step_env step_tests step_bench step_tag
+step_cputag() {
+    # Not a GPU step: bench/tagging.py's 12 MP case on this machine's CPU cores (the GPU unused), where
+    # sigrl's decode pool has many cores and the naive loop still decodes on one thread.
+    # shellcheck disable=SC2086
+    "$PY" -P bench/tagging.py --out "$RESULTS" --work "$WORK/tagging" \
+        ${GPU_CHECK_CPUTAG_ARGS:---only photos-12mp --photos-12mp 200}
+}
+export -f step_install step_env step_tests step_bench step_tag step_cputag
 
 # --- the driver ----------------------------------------------------------------------------------
 SUMMARY=()
@@ -149,7 +161,7 @@ collect() {  # results.tar.gz holds <machine-id>/...: unpack it with -C bench/re
     [[ -d "$RESULTS" ]] || return 0
     tar czf "$OUT/results.tar.gz" -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")" \
         && echo "packed $RESULTS into results.tar.gz"
-    for f in bench.md gpu_tag.md; do
+    for f in bench.md gpu_tag.md tagging.md; do
         if [[ -f "$RESULTS/$f" ]]; then cp "$RESULTS/$f" "$OUT/$f"; fi
     done
     return 0
@@ -181,6 +193,8 @@ main() {
         run_step bench 180
         collect
         run_step tag 90
+        collect
+        run_step cputag 300
         collect
     fi
     printf '%s\n' "${SUMMARY[@]}" | tee "$OUT/summary.txt"

@@ -6,7 +6,10 @@
 #   OUT=/some/folder bash bench/gpu_check.sh
 #
 # Wheels: pure-Python packages missing there (open_clip_torch and what it needs) go in .whl/ at the
-# repository root; sigrl itself is installed editable with no dependencies and no network.
+# repository root; sigrl itself is installed editable with no dependencies and no network. Fetch them
+# on a machine with PyPI (the versions installed next to this checkout):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#       open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.7.0
 # Every step has a time limit drawn from one overall budget; a step that fails or times out is
 # recorded and the next one still runs. What lands in $OUT (flat, at most a handful of files):
 #   gpu_check.log   everything printed, step by step, with each step's exit code and seconds

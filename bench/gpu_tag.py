@@ -73,7 +73,7 @@ def main() -> None:
 
     import torch
 
-    from sigrl.environment import cpu_model
+    from sigrl.environment import cpu_model, usable_cores
 
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> None:
     labels.write_text("\n".join(PHOTO_LABELS) + "\n")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     report: dict[str, Any] = {
-        "machine": {"cpu": cpu_model(), "usable_cores": len(os.sched_getaffinity(0)), "gpu": gpu,
+        "machine": {"cpu": cpu_model(), "usable_cores": usable_cores(), "gpu": gpu,
                     "torch": torch.__version__},
         "model": f"{args.model} (random init)", "labels": len(PHOTO_LABELS), "topk": TOPK,
         "images": args.unique * args.copies, "unique_images": args.unique, "photos_made_s": round(made_s, 2),

@@ -65,12 +65,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     from sigrl.environment import cpu_model, machine_id
+    from sigrl.environment import usable_cores
     from sigrl.tagging.job import choose_rule
     from sigrl.tagging.ray_engine import RunnerSpec, run_tagging_ray
 
     labels = [f"concept {i}" for i in range(args.labels)]
     rule = choose_rule(labels, topk=5, model=args.model)[0]
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cores()
     runs = []
     with tempfile.TemporaryDirectory(prefix="sigrl-ray-scaling-") as tmp:
         photos = Path(tmp) / "photos"

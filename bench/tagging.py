@@ -216,9 +216,9 @@ def cold_start(export: Path, image: Path, work: Path) -> dict:
 
 
 def machine() -> dict:
-    from sigrl.environment import cpu_model, machine_id
+    from sigrl.environment import cpu_model, machine_id, usable_cores
 
-    return {"id": machine_id(), "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    return {"id": machine_id(), "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -63,10 +63,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from sigrl.bench.timing import Repeats, measure
-    from sigrl.environment import cpu_model, machine_id
+    from sigrl.environment import cpu_model, machine_id, usable_cores
     from sigrl.model import create_model
     from sigrl.runtime import LabelCache
-    from sigrl.runtime.onnx_runner import OnnxRunner, usable_cores
+    from sigrl.runtime.onnx_runner import OnnxRunner
     from sigrl.runtime.torch_runner import TorchRunner, weights_sha256
 
     load_start = os.getloadavg()

@@ -96,11 +96,9 @@ def _finish(summary, out: Path) -> None:
 
 
 def _default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(2, min(cores, 16))  # decoding releases the GIL; 2 already overlaps on one core
+    from sigrl.environment import usable_cores
+
+    return max(2, min(usable_cores(), 16))  # decoding releases the GIL; 2 already overlaps on one core
 
 
 class _Bar:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import platform
 import sys
 from typing import Any
@@ -37,29 +38,42 @@ def _component(module: str) -> dict[str, Any]:
 
 
 def _backends(components: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What open_runner goes by (sigrl.runtime.backend_status), with the details `sigrl info` shows.
+
+    A backend whose module is installed but fails to import is unavailable, with the import error.
+    """
+    from sigrl.runtime import backend_status
+
     backends: dict[str, dict[str, Any]] = {}
-    cuda = False
-    if components["torch"]["available"]:
+    for backend, module in (("torch", "torch"), ("onnx", "onnxruntime"), ("trt", "tensorrt")):
+        status = backend_status(backend)
+        if not components[module]["available"]:
+            backends[backend] = {"available": False, "detail": components[module]["reason"]}
+        elif not status.available:
+            backends[backend] = {"available": False, "detail": status.detail}
+        else:
+            backends[backend] = {"available": True, "detail": _backend_detail(backend, status.devices)}
+    return backends
+
+
+def _backend_detail(backend: str, devices: tuple[str, ...]) -> str:
+    if backend == "torch":
         import torch
 
-        cuda = torch.cuda.is_available()
-        name = torch.cuda.get_device_name(0) if cuda else "no CUDA device"
-        backends["torch"] = {"available": True, "detail": f"cpu; cuda: {name}"}
-    else:
-        backends["torch"] = {"available": False, "detail": components["torch"]["reason"]}
-    if components["onnxruntime"]["available"]:
+        return "cpu; cuda: " + (torch.cuda.get_device_name(0) if "cuda" in devices else "no CUDA device")
+    if backend == "onnx":
         import onnxruntime
 
-        providers = onnxruntime.get_available_providers()
-        backends["onnx"] = {"available": True, "detail": "providers: " + ", ".join(providers)}
-    else:
-        backends["onnx"] = {"available": False, "detail": components["onnxruntime"]["reason"]}
-    if components["tensorrt"]["available"] and cuda:
-        backends["trt"] = {"available": True, "detail": "TensorRT with a CUDA device"}
-    else:
-        reason = components["tensorrt"]["reason"] or "TensorRT is installed but no CUDA device is visible"
-        backends["trt"] = {"available": False, "detail": reason}
-    return backends
+        return "providers: " + ", ".join(onnxruntime.get_available_providers())
+    return "TensorRT with a CUDA device"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:
@@ -74,7 +88,6 @@ def cpu_model() -> str:
 
 def machine_id() -> str:
     """A stable, readable name for this kind of machine, for results folders: cpu-slug + cores (+ GPU)."""
-    import os
     import re
 
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
@@ -100,7 +113,7 @@ def describe_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu": cpu_model(),
-        "cores": __import__("os").cpu_count(),
+        "cores": os.cpu_count(),
         "components": components,
         "backends": _backends(components),
     }

@@ -13,12 +13,12 @@ the label-side tensors are copied to the device once per label set, images once 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from sigrl.environment import usable_cores
 from sigrl.errors import SigrlError
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
@@ -37,13 +37,6 @@ def import_onnxruntime() -> Any:
     except ImportError as err:
         raise SigrlError(f"the onnx backend needs onnxruntime ({err}); install it with: {INSTALL_HINT}") from None
     return onnxruntime
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def session_options(ort: Any, threads: int | None = None) -> Any:

@@ -70,10 +70,9 @@ def test_real_session_runs_on_cpu_with_all_optimisations(tiny_export):
         assert opts.intra_op_num_threads == 1
 
 
-def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
-    cache_dir = tmp_path / "labels"
-    with OnnxRunner(tiny_export, label_cache=LabelCache(cache_dir)) as runner:
-        expected = runner.infer(images, LABELS)
+def _scores_in_a_fresh_process(export, images, cache_dir, text_runs, tmp_path) -> list[str]:
+    """Scores `images` with open_runner in a new interpreter (asserting its text-encoder runs);
+    returns what it printed: whether torch and open_clip were imported."""
     np.save(tmp_path / "images.npy", images)
     script = textwrap.dedent(
         f"""
@@ -81,16 +80,23 @@ def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
         import numpy as np
         from sigrl.runtime import LabelCache, open_runner
         images = np.load({str(tmp_path / 'images.npy')!r})
-        with open_runner({str(tiny_export)!r}, label_cache=LabelCache({str(cache_dir)!r})) as runner:
+        with open_runner({str(export)!r}, label_cache=LabelCache({str(cache_dir)!r})) as runner:
             scores = runner.infer(images, {LABELS!r})
-            assert runner.backend == "onnx" and runner.text_runs == 0, runner
+            assert runner.backend == "onnx" and runner.text_runs == {text_runs}, runner
         np.save({str(tmp_path / 'scores.npy')!r}, scores)
         print("torch" in sys.modules, "open_clip" in sys.modules)
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "False"]
+    return out.stdout.split()
+
+
+def test_warm_cache_cold_start_imports_no_torch(tiny_export, images, tmp_path):
+    cache_dir = tmp_path / "labels"
+    with OnnxRunner(tiny_export, label_cache=LabelCache(cache_dir)) as runner:
+        expected = runner.infer(images, LABELS)
+    assert _scores_in_a_fresh_process(tiny_export, images, cache_dir, 0, tmp_path) == ["False", "False"]
     np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
 
 
@@ -98,23 +104,7 @@ def test_cold_cache_label_encode_imports_no_torch(tiny_export, images, tmp_path)
     # A label-cache miss tokenises the prompts and runs the text graph: still no torch.
     with OnnxRunner(tiny_export) as runner:
         expected = runner.infer(images, LABELS)
-    np.save(tmp_path / "images.npy", images)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        import numpy as np
-        from sigrl.runtime import LabelCache, open_runner
-        images = np.load({str(tmp_path / 'images.npy')!r})
-        with open_runner({str(tiny_export)!r}, label_cache=LabelCache({str(tmp_path / 'empty')!r})) as runner:
-            scores = runner.infer(images, {LABELS!r})
-            assert runner.backend == "onnx" and runner.text_runs == 1, runner
-        np.save({str(tmp_path / 'scores.npy')!r}, scores)
-        print("torch" in sys.modules, "open_clip" in sys.modules)
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "False"]
+    assert _scores_in_a_fresh_process(tiny_export, images, tmp_path / "empty", 1, tmp_path) == ["False", "False"]
     np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
 
 

@@ -34,7 +34,7 @@ def tag(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip recorded images, append the rest."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images with more pixels than this (decompression bombs); default ~179 million."),
-    decode: str = typer.Option("fast", "--decode", help="fast: JPEGs much larger than the model input are decoded at reduced scale (several times faster on camera photos, pixels within a few levels); exact: full decode, pixel-identical to PIL + torchvision preprocessing."),
+    decode: str = typer.Option("fast", "--decode", help="fast: JPEGs much larger than the model input are decoded at reduced scale (several times faster on camera photos, pixels within a few levels); exact: full decode, pixel-identical to PIL + torchvision preprocessing; checked: fast, then images whose tags hinge on a near-tie are decoded in full and rescored (the tags of exact at most of the speed of fast)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--quiet", help="Progress bar on stderr; default: on when stderr is a terminal. --quiet also hides the backend line."),
     label_cache: Optional[Path] = typer.Option(None, "--label-cache", help="Folder for cached label-side tensors (default $SIGRL_CACHE/labels or ~/.cache/sigrl/labels)."),
     engine: str = typer.Option("local", "--engine", help="local, or ray: Ray Data with one model replica per GPU/CPU slot; --out is then a folder of shards (join them with `sigrl merge`)."),

@@ -117,6 +117,8 @@ class TorchRunner(Runner):
 
     @torch.inference_mode()
     def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
+        if not images.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only arrays
+            images = images.copy()
         x = torch.from_numpy(images).to(self.device, non_blocking=True)  # uint8 [b, S, S, 3]
         embeddings, context = self._device_side(side)
         if self.precision == "fp32":

@@ -87,6 +87,26 @@ def select(scores: np.ndarray, rule: DecisionRule) -> np.ndarray:
     return chosen
 
 
+def near_ties(scores: np.ndarray, rule: DecisionRule, score_margin: float, gap_margin: float) -> np.ndarray:
+    """Boolean [B]: images whose chosen labels could change if their scores [B, N] moved slightly.
+
+    An image is near a tie when a score lies within `score_margin` of its label's threshold, or,
+    with top-k, when the k-th and (k+1)-th highest of the labels that pass lie within
+    `gap_margin` of each other.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    thresholds = rule.thresholds[None, :]  # [1, N]
+    near = (np.abs(scores - thresholds) <= score_margin) & np.isfinite(thresholds)  # [B, N]
+    out = near.any(axis=1)
+    k = rule.topk
+    if k is not None and k < scores.shape[1]:
+        ranked = np.where(scores >= thresholds, scores, -np.inf)  # [B, N]
+        kth, after = (-np.sort(-ranked, axis=1)[:, k - 1 : k + 1]).T  # [B] each
+        with np.errstate(invalid="ignore"):  # -inf - -inf where fewer than k labels pass
+            out |= np.isfinite(after) & (kth - after <= gap_margin)
+    return out
+
+
 def decide(scores: np.ndarray, rule: DecisionRule) -> list[list[tuple[str, float]]]:
     """Per image, the chosen (label, score) pairs, highest score first (ties: label order)."""
     scores = np.asarray(scores, dtype=np.float64)

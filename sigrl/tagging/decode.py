@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -45,38 +45,55 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
+DECODE_MODES = ("fast", "exact", "checked")
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """How files become model inputs, beyond the model's own preprocessing.
 
-    exact=False (the default) decodes JPEGs much larger than the model input at 1/2, 1/4 or 1/8
+    mode "fast" (the default) decodes JPEGs much larger than the model input at 1/2, 1/4 or 1/8
     scale in the DCT domain: several times faster on camera photos (see _draft), with pixels within
     a few levels of a full decode, so scores move slightly and near-tied labels can swap.
-    exact=True always decodes in full: pixel-identical to PIL + torchvision preprocessing, for runs
-    that must reproduce such a pipeline's tags (on 12 MP photos most of its cost is PIL's
+    mode "exact" always decodes in full: pixel-identical to PIL + torchvision preprocessing, for
+    runs that must reproduce such a pipeline's tags (on 12 MP photos most of its cost is PIL's
     antialiased resize of the full image, not the decode).
+    mode "checked" decodes like "fast", then decodes in full and scores again the images whose
+    tags hinge on a near-tie (sigrl.tagging.recheck): the tags of "exact" at most of the speed of
+    "fast". Only a run with a decision rule can check; elsewhere it decodes like "fast".
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
-    exact: bool = False
+    mode: str = "fast"
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if self.mode not in DECODE_MODES:
+            raise ValueError(f"mode must be one of {DECODE_MODES}, got {self.mode!r}")
 
     @classmethod
     def from_options(cls, mode: str = "fast", max_pixels: int | None = None) -> "DecodeOptions":
         """From the CLI's --decode and --max-pixels values (None: the default limit)."""
-        if mode not in ("fast", "exact"):
-            raise SigrlError(f"--decode must be fast or exact, got {mode!r}")
+        if mode not in DECODE_MODES:
+            raise SigrlError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
         if max_pixels is not None and max_pixels < 1:
             raise SigrlError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
-        return cls(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, exact=mode == "exact")
+        return cls(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, mode=mode)
 
     @property
-    def mode(self) -> str:
-        """'exact' or 'fast', as the CLI option and the run metadata name it."""
-        return "exact" if self.exact else "fast"
+    def exact(self) -> bool:
+        """True when every image is decoded in full."""
+        return self.mode == "exact"
+
+    @property
+    def checked(self) -> bool:
+        """True when near-tied images are decoded again in full (see sigrl.tagging.recheck)."""
+        return self.mode == "checked"
+
+    def in_full(self) -> "DecodeOptions":
+        """The same options, decoding every image in full."""
+        return replace(self, mode="exact")
 
 
 class DecodeError(Exception):
@@ -94,6 +111,14 @@ def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, options: 
     than needed are decoded at reduced scale in the DCT domain, never below twice resize_size on
     the shorter side, which is what makes camera-size photos cheap.
     """
+    return decode_noting_scale(path, preprocess, options)[0]
+
+
+def decode_noting_scale(
+    path: str | os.PathLike[str], preprocess: PreprocessConfig, options: DecodeOptions = DecodeOptions()
+) -> tuple[np.ndarray, bool]:
+    """decode(), and whether the file was decoded at reduced scale (its pixels then differ
+    slightly from a full decode's)."""
     with _open_file(path) as fp:
         try:
             im = Image.open(fp, formats=FORMATS)
@@ -111,13 +136,14 @@ def decode(path: str | os.PathLike[str], preprocess: PreprocessConfig, options: 
                 raise DecodeError(f"too many pixels ({width} x {height} > {options.max_pixels})")
             if width < 1 or height < 1:
                 raise DecodeError(f"empty image ({width} x {height})")
+            reduced = False
             if not options.exact and isinstance(im, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
-                _draft(im, preprocess.resize_size)
+                reduced = _draft(im, preprocess.resize_size)
             _load(im)
             _apply_orientation(im, path)
             try:
                 # Inside the `with`: to_rgb may return `im` itself, which closing would invalidate.
-                return resize_crop(to_rgb(im), preprocess)
+                return resize_crop(to_rgb(im), preprocess), reduced
             except (OSError, ValueError) as err:
                 raise DecodeError(f"cannot convert {im.mode} image: {err}") from None
 
@@ -149,7 +175,7 @@ def _open_fd(path: str | os.PathLike[str]) -> int:
     return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
 
 
-def _draft(im: ImageFile.ImageFile, resize_size: int) -> None:
+def _draft(im: ImageFile.ImageFile, resize_size: int) -> bool:
     # Ask for the smallest DCT scale whose result keeps the shorter side >= DRAFT_OVERSAMPLE x
     # resize_size, so the final bicubic resize still downsamples by 2x or more and the pixels stay
     # within a few levels of a full decode (tags then match a plain PIL pipeline). Measured on
@@ -158,8 +184,10 @@ def _draft(im: ImageFile.ImageFile, resize_size: int) -> None:
     # 12 levels, and on 640x480 a 1/2-scale draft moved them by up to 50 while saving 2 ms.
     width, height = im.size
     scale = DRAFT_OVERSAMPLE * resize_size / min(width, height)
-    if scale < 0.5:
-        im.draft("RGB", (max(1, int(width * scale + 1)), max(1, int(height * scale + 1))))
+    if scale >= 0.5:
+        return False
+    im.draft("RGB", (max(1, int(width * scale + 1)), max(1, int(height * scale + 1))))
+    return im.size != (width, height)
 
 
 def _load(im: Image.Image) -> None:

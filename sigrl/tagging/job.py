@@ -18,10 +18,13 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
 
 import sigrl
 from sigrl.errors import SigrlError
@@ -29,6 +32,7 @@ from sigrl.tagging.calibrate import stored_thresholds
 from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
 from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.sources import discover
 from sigrl.tagging.writers import Output, meta_path, open_output, read_meta, write_meta
@@ -67,6 +71,7 @@ class Summary:
     label_side: str = ""  # "cache" (no text-encoder work) or "encoded"
     batch_size: int = 0
     repaired_bytes: int = 0
+    rechecked: int = 0  # images decoded again in full (--decode checked)
     previous_records: int = 0  # records already in the output when this run started
 
     @property
@@ -89,6 +94,8 @@ class Summary:
         parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
         if self.skipped:
             parts.append(f"{self.skipped} already done")
+        if self.rechecked:
+            parts.append(f"{self.rechecked} near-tie{'s' if self.rechecked != 1 else ''} decoded again in full")
         if self.problems:
             parts.append(f"{len(self.problems)} folder problem{'s' if len(self.problems) != 1 else ''}")
         return ", ".join(parts) + f" -> {self.output}"
@@ -230,32 +237,60 @@ def _tag(
 ) -> None:
     timings = summary.timings
     last_save = time.monotonic()
-    for key in ("decode_wait_s", "infer_s", "write_s"):
-        timings.setdefault(key, 0.0)
+    for key in ("decode_wait_s", "infer_s", "recheck_s", "write_s"):
+        timings.setdefault(key, 0.0)  # present in the metadata even when never used
     if progress is not None:
         progress.start(len(todo), summary.skipped)
     batches = iter_batches(todo, runner.preprocess, batch_size=batch, workers=workers, decoding=decoding)
-    try:
-        mark = time.perf_counter()
-        for item in batches:
-            now = time.perf_counter()
-            timings["decode_wait_s"] += now - mark
-            scores = runner.infer(item.images, labels) if item.paths else item.images[:0, :0]  # [b, N]
-            mark = time.perf_counter()
-            timings["infer_s"] += mark - now
+
+    def write(finals: list) -> None:
+        nonlocal last_save
+        for item, scores in finals:
             out.write(batch_records(item.paths, scores, rule, item.failures))
             summary.tagged += len(item.paths)
             summary.errors += len(item.failures)
-            now = time.perf_counter()
-            timings["write_s"] += now - mark
-            mark = now
             if progress is not None:
                 progress.update(len(item), summary.errors)
-            if time.monotonic() - last_save > META_INTERVAL_S:
-                save_meta()  # so a killed run still leaves recent counts behind
-                last_save = time.monotonic()
+        if time.monotonic() - last_save > META_INTERVAL_S:
+            save_meta()  # so a killed run still leaves recent counts behind
+            last_save = time.monotonic()
+
+    clock = _Clock(timings)
+    try:
+        with Rechecker(runner, labels, rule, decoding, workers) as rechecker:
+            while True:
+                with clock("decode_wait_s"):
+                    item = next(batches, None)
+                if item is None:
+                    break
+                with clock("infer_s"):
+                    scores = runner.infer(item.images, labels) if item.paths else np.zeros((0, len(labels)), np.float32)  # [b, N]
+                with clock("recheck_s"):
+                    finals = rechecker.push(item, scores)
+                summary.rechecked = rechecker.rechecked
+                with clock("write_s"):
+                    write(finals)
+            with clock("recheck_s"):
+                finals = rechecker.finish()
+            with clock("write_s"):
+                write(finals)
     finally:
         batches.close()  # stops the decode pool at once when the consumer failed
+
+
+class _Clock:
+    """`with clock(key):` adds the block's wall time to timings[key]."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
 
 
 def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary) -> int:
@@ -358,6 +393,7 @@ def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary
         "timings": {k: round(v, 3) for k, v in summary.timings.items()},
         "problems": [{"path": p, "reason": r} for p, r in summary.problems],
         "repaired_bytes": summary.repaired_bytes,
+        "rechecked": summary.rechecked,
         "backend": meta["backend"],
         "precision": meta["precision"],
     }

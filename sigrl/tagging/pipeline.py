@@ -24,7 +24,7 @@ import numpy as np
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-from sigrl.tagging.decode import DecodeError, DecodeOptions, decode
+from sigrl.tagging.decode import DecodeError, DecodeOptions, decode_noting_scale
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ class Batch:
     paths: list[Path]
     images: np.ndarray  # [b, S, S, 3] uint8, row i is paths[i]
     failures: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+    reduced: np.ndarray | None = None  # [b] bool: decoded at reduced scale; None: none was
+
+    def __post_init__(self) -> None:
+        if self.reduced is None:
+            self.reduced = np.zeros(len(self.paths), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.paths) + len(self.failures)
@@ -48,6 +53,7 @@ class Batch:
 class _Pending:
     paths: list[Path]
     images: np.ndarray  # [n, S, S, 3], filled by the workers
+    reduced: np.ndarray  # [n] bool, filled by the workers
     results: list[Future | str | None]  # per image: a future, or (inline decode) None / reason
 
 
@@ -91,12 +97,12 @@ def _batches(
         chunk = [Path(p) for p in itertools.islice(source, batch_size)]
         if not chunk:
             return False
-        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)  # [n, S, S, 3]
+        item = _Pending(chunk, np.empty((len(chunk), size, size, 3), dtype=np.uint8), np.zeros(len(chunk), dtype=bool), [])
         if pool is None:
-            results: list = [_decode_into(p, images, i, preprocess, decoding) for i, p in enumerate(chunk)]
+            item.results = [_decode_into(p, item, i, preprocess, decoding) for i, p in enumerate(chunk)]
         else:
-            results = [pool.submit(_decode_into, p, images, i, preprocess, decoding) for i, p in enumerate(chunk)]
-        pending.append(_Pending(chunk, images, results))
+            item.results = [pool.submit(_decode_into, p, item, i, preprocess, decoding) for i, p in enumerate(chunk)]
+        pending.append(item)
         return True
 
     try:
@@ -116,11 +122,19 @@ def _batches(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode_into(path: Path, images: np.ndarray, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:
-    """Decodes into images[index]; returns None on success, else the failure reason."""
+def _decode_into(path: Path, item: _Pending, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:
+    """Decodes into row `index` of `item`; returns None on success, else the failure reason."""
+    result = decode_or_reason(path, preprocess, decoding)
+    if isinstance(result, str):
+        return result
+    item.images[index], item.reduced[index] = result
+    return None
+
+
+def decode_or_reason(path: Path, preprocess: PreprocessConfig, decoding: DecodeOptions) -> tuple[np.ndarray, bool] | str:
+    """decode_noting_scale's (image, reduced), or the reason the file failed; never raises for one file."""
     try:
-        images[index] = decode(path, preprocess, decoding)
-        return None
+        return decode_noting_scale(path, preprocess, decoding)
     except DecodeError as err:
         return err.reason
     except Exception as err:  # a bug or MemoryError on one file must not stop the run
@@ -131,5 +145,5 @@ def _decode_into(path: Path, images: np.ndarray, index: int, preprocess: Preproc
 def _assemble(item: _Pending, reasons: list[str | None]) -> Batch:
     ok = [i for i, r in enumerate(reasons) if r is None]
     failures = [(item.paths[i], r) for i, r in enumerate(reasons) if r is not None]
-    images = item.images if not failures else item.images[ok]  # [b, S, S, 3]
-    return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures)
+    images, reduced = (item.images, item.reduced) if not failures else (item.images[ok], item.reduced[ok])
+    return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures, reduced=reduced)

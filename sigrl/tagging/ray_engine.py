@@ -42,7 +42,8 @@ from sigrl.tagging import job
 from sigrl.tagging.decisions import DecisionRule
 from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.job import Progress, Summary
-from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.pipeline import Batch, iter_batches
+from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.shards import Manifest, Shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard
 from sigrl.tagging.sources import discover
@@ -286,6 +287,7 @@ def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, l
             continue
         for key in ("decode_s", "infer_s", "write_s"):
             summary.timings[key] += entry.pop(key)
+        summary.rechecked += entry.pop("rechecked")
         manifest.finish(entry)
         summary.tagged += entry["records"] - entry["errors"]
         summary.errors += entry["errors"]
@@ -303,14 +305,17 @@ def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions,
     paths = json.loads(row["paths"])
     ok: list[str] = []
     failures: list[list[str]] = []
+    reduced: list[bool] = []
     parts: list[np.ndarray] = []
     for item in iter_batches(paths, preprocess, batch_size=max(1, len(paths)), workers=threads, decoding=decoding):
         ok.extend(os.fspath(p) for p in item.paths)
         failures.extend([os.fspath(p), reason] for p, reason in item.failures)
+        reduced.extend(bool(r) for r in item.reduced)
         parts.append(item.images)
     images = np.concatenate(parts) if parts else np.zeros((0, 0, 0, 3), np.uint8)  # [n, S, S, 3]
     return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "ok": json.dumps(ok),
-            "failures": json.dumps(failures), "images": images.tobytes(), "decode_s": time.perf_counter() - start}
+            "failures": json.dumps(failures), "reduced": json.dumps(reduced), "images": images.tobytes(),
+            "decode_s": time.perf_counter() - start}
 
 
 class _ShardScorer:
@@ -325,7 +330,8 @@ class _ShardScorer:
         self.runner.label_side(labels)  # before the first shard, not inside its timing
 
     def __call__(self, table: Any) -> dict[str, list]:
-        out: dict[str, list] = {k: [] for k in ("index", "file", "images", "records", "errors", "bytes", "decode_s", "infer_s", "write_s")}
+        out: dict[str, list] = {k: [] for k in ("index", "file", "images", "records", "errors", "bytes", "rechecked",
+                                                 "decode_s", "infer_s", "write_s")}
         for row in table.to_pylist():
             _crash_for_tests()
             entry = self._score(row)
@@ -338,30 +344,34 @@ class _ShardScorer:
         records = []
         n_labels = len(self.labels)
         mark = time.perf_counter()
-        for paths, images, failures in self._batches(row):
-            now = time.perf_counter()
-            timings["decode_s"] += now - mark  # waiting for decoded images (CPU replicas only)
-            scores = self.runner.infer(images, self.labels) if paths else np.zeros((0, n_labels), np.float32)  # [b, N]
-            records.extend(batch_records(paths, scores, self.rule, failures))
-            mark = time.perf_counter()
-            timings["infer_s"] += mark - now
+        with Rechecker(self.runner, self.labels, self.rule, self.decoding, self.threads) as rechecker:
+            for item in self._batches(row):
+                now = time.perf_counter()
+                timings["decode_s"] += now - mark  # waiting for decoded images (CPU replicas only)
+                scores = self.runner.infer(item.images, self.labels) if item.paths else np.zeros((0, n_labels), np.float32)  # [b, N]
+                finals = rechecker.push(item, scores)
+                records.extend(r for done, final in finals for r in batch_records(done.paths, final, self.rule, done.failures))
+                mark = time.perf_counter()
+                timings["infer_s"] += mark - now  # rechecks included
+            records.extend(r for done, final in rechecker.finish() for r in batch_records(done.paths, final, self.rule, done.failures))
         shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"])
         entry = write_shard(self.out_dir, shard, records, self.suffix)
-        return {**entry, **timings, "write_s": time.perf_counter() - mark}
+        return {**entry, **timings, "rechecked": rechecker.rechecked, "write_s": time.perf_counter() - mark}
 
-    def _batches(self, row: dict[str, Any]) -> Iterator[tuple[list, Any, list]]:
-        """(paths, uint8 images [b, S, S, 3], failures) per inference batch of one shard."""
+    def _batches(self, row: dict[str, Any]) -> Iterator[Batch]:
+        """The inference batches of one shard (the last one may hold only failures)."""
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
-            paths = json.loads(row["paths"])
-            for item in iter_batches(paths, self.runner.preprocess, self.batch, self.threads, self.decoding):
-                yield item.paths, item.images, item.failures
+            yield from iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,
+                                    self.decoding)
             return
         size = self.runner.preprocess.image_size
         ok, failures = json.loads(row["ok"]), json.loads(row["failures"])
+        reduced = np.array(json.loads(row["reduced"]), dtype=bool)  # [n]
         images = np.frombuffer(row["images"], dtype=np.uint8).reshape(len(ok), size, size, 3)  # [n, S, S, 3]
         for i in range(0, len(ok), self.batch):
-            yield ok[i : i + self.batch], images[i : i + self.batch], []
-        yield [], None, failures
+            yield Batch([Path(p) for p in ok[i : i + self.batch]], images[i : i + self.batch],
+                        reduced=reduced[i : i + self.batch])
+        yield Batch([], images[:0], failures=[(Path(p), reason) for p, reason in failures])
 
 
 def _crash_for_tests() -> None:

@@ -6,6 +6,7 @@ order), scores within 1e-5; a replica killed mid-run; shard-level resume.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -128,3 +129,27 @@ def test_resume_redoes_only_damaged_shards(ray_run, images, rule, spec, local_re
     assert {f: f.stat().st_mtime_ns for f in kept} == kept  # finished shards untouched
     assert read_meta(out)["records"] == IMAGES + 1 and len(read_meta(out)["runs"]) == 2
     assert_same_records(_merged(out, tmp_path), local_records)
+
+
+def test_gpu_replicas_get_decoded_shards_with_their_reduced_scale_flags(tmp_path):
+    # With GPUs, decoding runs in separate Ray tasks and the replica receives bytes: the flags that
+    # --decode checked needs must survive that hand-off, in order, next to the failures.
+    import numpy as np
+    from PIL import Image
+
+    from sigrl.config import PreprocessConfig
+    from sigrl.tagging.decode import DecodeOptions
+    from sigrl.tagging.ray_engine import _decode_shard, _ShardScorer
+
+    Image.new("RGB", (1600, 1200), (200, 30, 30)).save(tmp_path / "a-big.jpg")
+    (tmp_path / "b-empty.jpg").write_bytes(b"")
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(tmp_path / "c-small.png")
+    paths = [os.fspath(p) for p in sorted(tmp_path.iterdir())]
+    preprocess = PreprocessConfig(image_size=32, resize_size=32, interpolation="bicubic")
+    row = _decode_shard({"index": 0, "digest": "d", "paths": json.dumps(paths)}, preprocess, DecodeOptions(mode="checked"), 2)
+    scorer = _ShardScorer.__new__(_ShardScorer)  # only its batching: no runner needed
+    scorer.runner, scorer.batch = type("R", (), {"preprocess": preprocess})(), 8
+    batches = list(scorer._batches(row))
+    assert [[p.name for p in b.paths] for b in batches] == [["a-big.jpg", "c-small.png"], []]
+    assert batches[0].reduced.tolist() == [True, False] and batches[0].images.shape == (2, 32, 32, 3)
+    assert [(p.name, reason) for p, reason in batches[1].failures] == [("b-empty.jpg", "zero-byte file")]

@@ -99,7 +99,7 @@ def test_all_good_exits_0_with_summary_and_metadata(tmp_path, capsys, good_dir, 
     assert meta["decode"] == "fast" and meta["max_pixels"] > 10**8
 
 
-def test_exact_decode_is_recorded_and_scores_a_large_jpeg_as_the_full_decode(tmp_path, capsys, labels_file):
+def test_exact_and_checked_decodes_are_recorded_and_score_a_large_jpeg_as_the_full_decode(tmp_path, capsys, labels_file):
     from sigrl.runtime import open_runner
     from sigrl.tagging.decode import DecodeOptions, decode
 
@@ -114,10 +114,22 @@ def test_exact_decode_is_recorded_and_scores_a_large_jpeg_as_the_full_decode(tmp
         assert read_meta(out)["decode"] == mode
         scores[mode] = np.array(read_records(out)[0]["scores"])
     with open_runner(MODEL, backend="torch", device="cpu") as runner:
-        full = decode(folder / "big.jpg", runner.preprocess, DecodeOptions(exact=True))[None]  # [1, S, S, 3]
+        full = decode(folder / "big.jpg", runner.preprocess, DecodeOptions(mode="exact"))[None]  # [1, S, S, 3]
         reference = runner.infer(full, LABELS)[0]
     np.testing.assert_allclose(scores["exact"], reference, rtol=0, atol=1e-5)
     assert not np.array_equal(scores["fast"], scores["exact"])  # the drafted pixels differ a little
+
+    # --decode checked: a threshold right at the fast decode's score is a near-tie, so the image
+    # is decoded again in full and gets the exact scores.
+    out = tmp_path / "checked.jsonl"
+    at = f"{scores['fast'][0]:.6f}"
+    result = sigrl(capsys, *tag_args(folder, labels_file, out, tmp_path / "cache", "--scores", "all", "--decode", "checked",
+                                     "--threshold", at, "--device", "cpu"))
+    assert result.code == 0, result.err
+    assert "1 near-tie decoded again in full" in result.out
+    meta = read_meta(out)
+    assert meta["decode"] == "checked" and meta["runs"][-1]["rechecked"] == 1
+    np.testing.assert_allclose(read_records(out)[0]["scores"], scores["exact"], rtol=0, atol=1e-5)
 
 
 def test_threshold_selects_by_score(tmp_path, capsys, good_dir, labels_file):
@@ -191,7 +203,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, good_dir, labels_file):
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--prompt", "no slot"))
     assert result.code == 2 and "{label}" in result.err
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--decode", "quick"))
-    assert result.code == 2 and "--decode must be fast or exact" in result.err
+    assert result.code == 2 and "--decode must be one of fast, exact, checked" in result.err
     result = sigrl(capsys, "tag", good_dir, "--labels", labels_file, "--out", tmp_path / "a.jsonl", "--model", "sigrl-nope")
     assert result.code == 2
 

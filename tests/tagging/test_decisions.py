@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import decide, fit_thresholds, make_rule, read_thresholds, select, write_thresholds
+from sigrl.tagging.decisions import (
+    decide, fit_thresholds, make_rule, near_ties, read_thresholds, select, write_thresholds)
 from sigrl.tagging.records import batch_records
 
 LABELS = ["cat", "dog", "car", "tree"]
@@ -133,3 +134,21 @@ def test_batch_records_modes():
     assert records[2] == {"path": "c.jpg", "tags": [], "scores": None, "status": "error", "error": "zero-byte file"}
     tags_only = batch_records(["a.jpg"], SCORES[:1], make_rule(LABELS, threshold=0.55))
     assert tags_only[0]["scores"] is None and len(tags_only[0]["tags"]) == 3
+
+
+def test_near_ties_against_thresholds_and_between_the_kth_and_next_label():
+    at_threshold = make_rule(LABELS, threshold=0.5)
+    scores = np.array([[0.9, 0.2, 0.503, 0.1], [0.9, 0.2, 0.6, 0.1], [0.9, 0.2, 0.497, 0.1]])
+    assert near_ties(scores, at_threshold, 0.005, 0.002).tolist() == [True, False, True]
+    top2 = make_rule(LABELS, topk=2)
+    scores = np.array([[0.9, 0.6, 0.599, 0.1], [0.9, 0.6, 0.59, 0.1], [0.9, 0.6, 0.6, 0.6], [0.6, 0.6, 0.1, 0.0]])
+    assert near_ties(scores, top2, 0.005, 0.002).tolist() == [True, False, True, False]
+    both = make_rule(LABELS, threshold=0.5, topk=2)
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.3, 0.2],  # the third label fails the threshold: it does not compete
+            [0.9, 0.45, 0.4, 0.1],  # fewer than k labels pass
+            [0.9, 0.8, 0.799, 0.2],  # the 2nd and 3rd of those that pass are close
+        ]
+    )
+    assert near_ties(scores, both, 0.005, 0.002).tolist() == [False, False, True]

@@ -13,7 +13,7 @@ from sigrl.tagging.decode import DEFAULT_MAX_PIXELS, DecodeError, DecodeOptions,
 from tagging_images import save, smooth_image
 
 EXACT = PreprocessConfig(image_size=40, resize_size=40, interpolation="nearest")  # no resampling
-FULL = DecodeOptions(exact=True)  # never drafts
+FULL = DecodeOptions(mode="exact")  # never drafts
 
 
 def reason(path, preprocess, options=DecodeOptions()) -> str:
@@ -114,10 +114,10 @@ def test_exact_decode_is_pixel_identical_to_pil_and_torchvision(tmp_path, monkey
 
 
 def test_decode_options_from_cli_values():
-    assert DecodeOptions.from_options() == DecodeOptions(max_pixels=DEFAULT_MAX_PIXELS, exact=False)
-    assert DecodeOptions.from_options("exact", 1000) == DecodeOptions(max_pixels=1000, exact=True)
+    assert DecodeOptions.from_options() == DecodeOptions(max_pixels=DEFAULT_MAX_PIXELS, mode="fast")
+    assert DecodeOptions.from_options("exact", 1000) == DecodeOptions(max_pixels=1000, mode="exact")
     assert DecodeOptions.from_options("exact").mode == "exact" and DecodeOptions().mode == "fast"
-    with pytest.raises(SigrlError, match="--decode must be fast or exact"):
+    with pytest.raises(SigrlError, match="--decode must be one of fast, exact, checked"):
         DecodeOptions.from_options("quick")
     with pytest.raises(SigrlError, match="--max-pixels must be a positive"):
         DecodeOptions.from_options("fast", 0)

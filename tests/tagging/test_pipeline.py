@@ -7,8 +7,10 @@ from PIL import Image
 
 from sigrl.errors import SigrlError
 from sigrl.tagging import pipeline
-from sigrl.tagging.decode import decode
+from sigrl.tagging.decode import DecodeOptions, decode
 from sigrl.tagging.pipeline import iter_batches
+
+from tagging_images import save, smooth_image
 
 
 def make_inputs(tmp_path, n: int, bad: set[int]) -> list:
@@ -40,14 +42,14 @@ def test_order_and_failures(tmp_path, preprocess, workers):
 
 def test_unexpected_exception_becomes_failure(tmp_path, preprocess, monkeypatch):
     paths = make_inputs(tmp_path, 3, bad=set())
-    real = pipeline.decode
+    real = pipeline.decode_noting_scale
 
     def flaky(path, *args):
         if path.name == "001.png":
             raise RuntimeError("boom")
         return real(path, *args)
 
-    monkeypatch.setattr(pipeline, "decode", flaky)
+    monkeypatch.setattr(pipeline, "decode_noting_scale", flaky)
     (batch,) = iter_batches(paths, preprocess, batch_size=8, workers=2)
     assert [p.name for p in batch.paths] == ["000.png", "002.png"]
     assert batch.failures == [(paths[1], "unexpected error: RuntimeError: boom")]
@@ -57,7 +59,7 @@ def test_bounded_lookahead_and_early_close(tmp_path, preprocess, monkeypatch):
     paths = make_inputs(tmp_path, 4, bad=set())
     started = []
     lock = threading.Lock()
-    real = pipeline.decode
+    real = pipeline.decode_noting_scale
 
     def counting(path, *args):
         with lock:
@@ -65,7 +67,7 @@ def test_bounded_lookahead_and_early_close(tmp_path, preprocess, monkeypatch):
         time.sleep(0.01)
         return real(path, *args)
 
-    monkeypatch.setattr(pipeline, "decode", counting)
+    monkeypatch.setattr(pipeline, "decode_noting_scale", counting)
     consumed = []
 
     def lazy_source():
@@ -97,3 +99,17 @@ def test_bad_arguments_fail_at_call(preprocess):
     with pytest.raises(SigrlError, match="batch size"):
         iter_batches([], preprocess, batch_size=0)
     assert list(iter_batches([], preprocess)) == []
+
+
+def test_batches_say_which_images_were_decoded_at_reduced_scale(tmp_path, preprocess):
+    save(tmp_path / "0-big.jpg", smooth_image(1600, 1200, seed=1), quality=90)  # drafted
+    (tmp_path / "1-empty.jpg").write_bytes(b"")
+    save(tmp_path / "2-small.jpg", smooth_image(48, 40, seed=2), quality=90)  # too small to draft
+    save(tmp_path / "3-big.png", smooth_image(1600, 1200, seed=3))  # not a JPEG
+    save(tmp_path / "4-big.jpg", smooth_image(1200, 1600, seed=4), quality=90)
+    paths = sorted(tmp_path.iterdir())
+    (batch,) = iter_batches(paths, preprocess, batch_size=8, workers=2)
+    assert [p.name for p in batch.paths] == ["0-big.jpg", "2-small.jpg", "3-big.png", "4-big.jpg"]
+    assert batch.reduced.tolist() == [True, False, False, True]
+    (batch,) = iter_batches(paths, preprocess, batch_size=8, workers=2, decoding=DecodeOptions(mode="exact"))
+    assert batch.reduced.tolist() == [False] * 4

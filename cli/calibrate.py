@@ -36,7 +36,7 @@ def calibrate(
     if path is None:
         raise SigrlError(f"{target} is not a file or export directory, so there is no place next to it; pass --out")
     cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
-    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache) as runner:
+    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:
         apply_prompt(runner, prompt)
         typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
         result = fit(runner, manifest, names, batch_size=batch_size, workers=workers)

@@ -66,7 +66,7 @@ def tag(
                                _Bar() if show else None, address, replicas, shard_size, echo=None if progress is False else lambda m: typer.echo(m, err=True))
         _finish(summary, out)
         return
-    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache) as runner:
+    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:
         if progress is not False:
             typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
         apply_prompt(runner, prompt)

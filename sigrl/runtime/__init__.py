@@ -186,8 +186,13 @@ def open_runner(
     device: str = "auto",
     precision: str | None = None,
     label_cache: LabelCache | str | Path | None = None,
+    shared_cpu: bool = False,
 ) -> Runner:
-    """A ready runner for a model reference; `runner.reason` says why that backend was chosen."""
+    """A ready runner for a model reference; `runner.reason` says why that backend was chosen.
+
+    shared_cpu: other busy threads share the CPU with inference (a decode pool); ONNX Runtime's
+    threads then sleep between calls instead of spin-waiting (see sigrl.runtime.onnx_runner).
+    """
     choice = choose_backend(model, backend, device, precision)
     cache = label_cache if isinstance(label_cache, LabelCache) or label_cache is None else LabelCache(label_cache)
     if choice.backend == "torch":
@@ -197,7 +202,7 @@ def open_runner(
     elif choice.backend == "onnx":
         from sigrl.runtime.onnx_runner import OnnxRunner
 
-        runner = OnnxRunner(choice.target, choice.precision, choice.device, cache)
+        runner = OnnxRunner(choice.target, choice.precision, choice.device, cache, shared_cpu=shared_cpu)
     else:
         from sigrl.runtime.trt_runner import TrtRunner
 

@@ -73,7 +73,8 @@ class RunnerSpec:
     def open(self) -> Any:
         from sigrl.runtime import open_runner
 
-        runner = open_runner(self.model, self.backend, self.device, self.precision, self.label_cache)
+        # shared_cpu: CPU replicas decode in the same process, and decode tasks may share the node.
+        runner = open_runner(self.model, self.backend, self.device, self.precision, self.label_cache, shared_cpu=True)
         job.apply_prompt(runner, self.prompt)
         return runner
 

@@ -70,6 +70,14 @@ def test_real_session_runs_on_cpu_with_all_optimisations(tiny_export):
         assert opts.intra_op_num_threads == 1
 
 
+def test_shared_cpu_sessions_sleep_between_calls(tiny_export):
+    from sigrl.runtime import open_runner
+
+    with open_runner(tiny_export, backend="onnx", device="cpu", shared_cpu=True) as runner:
+        opts = runner.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def _scores_in_a_fresh_process(export, images, cache_dir, text_runs, tmp_path) -> list[str]:
     """Scores `images` with open_runner in a new interpreter (asserting its text-encoder runs);
     returns what it printed: whether torch and open_clip were imported."""

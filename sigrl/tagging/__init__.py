@@ -7,7 +7,9 @@ Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> 
     decisions.make_rule(labels, threshold, per_label, topk, scores_mode) -> DecisionRule
     writers.open_output(out, resume, overwrite)   -> Output (skip Output.is_done(path) inputs)
     pipeline.iter_batches(paths, preprocess, batch_size, workers, decoding, queue_depth)
-                                                  -> Batch(paths, images [b,S,S,3] uint8, failures)
+                                                  -> Batch(paths, images [b,S,S,3] uint8, failures, reduced)
+    recheck.Rechecker(runner, labels, rule, decoding, workers).push(batch, scores)
+                                                  -> [(batch, final scores)] (--decode checked)
     records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
     writers.write_meta(out, {...})
 

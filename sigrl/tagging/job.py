@@ -396,6 +396,7 @@ def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary
         "rechecked": summary.rechecked,
         "backend": meta["backend"],
         "precision": meta["precision"],
+        "decode": meta["decode"],  # runs resumed with another --decode mode stay traceable
     }
     # Exact even after kills: every record in the file was counted when the file was opened.
     records = summary.previous_records + summary.processed

@@ -128,7 +128,7 @@ def test_exact_and_checked_decodes_are_recorded_and_score_a_large_jpeg_as_the_fu
     assert result.code == 0, result.err
     assert "1 near-tie decoded again in full" in result.out
     meta = read_meta(out)
-    assert meta["decode"] == "checked" and meta["runs"][-1]["rechecked"] == 1
+    assert meta["decode"] == "checked" and meta["runs"][-1]["rechecked"] == 1 and meta["runs"][-1]["decode"] == "checked"
     np.testing.assert_allclose(read_records(out)[0]["scores"], scores["exact"], rtol=0, atol=1e-5)
 
 

@@ -48,7 +48,9 @@ def tag_once(folder: Path, labels: Path, out: Path, model: str, cache: Path, arg
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return {"command": " ".join(cmd[2:]), "status": f"exit {done.returncode}: {' | '.join(lines[-3:])}"}
-    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    from sigrl.tagging.writers import read_meta
+
+    meta = read_meta(out)
     run = meta["runs"][-1]
     return {
         "command": " ".join(cmd[2:]), "status": "ran", "process_wall_s": round(wall, 2),

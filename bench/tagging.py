@@ -102,7 +102,9 @@ def run_sigrl_tag(folder: Path, labels: Path, out: Path, model: str, cache: Path
     wall = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"sigrl tag failed ({done.returncode}): {done.stderr[-2000:]}")
-    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    from sigrl.tagging.writers import read_meta
+
+    meta = read_meta(out)
     run = meta["runs"][-1]
     return {"command": " ".join(cmd[2:]), "process_wall_s": round(wall, 2), "job_wall_s": run["wall_s"],
             "images": run["tagged"] + run["errors"], "errors": run["errors"], "timings": run["timings"],

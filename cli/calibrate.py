@@ -26,7 +26,8 @@ def calibrate(
     from sigrl.errors import SigrlError
     from sigrl.runtime import LabelCache, open_runner
     from sigrl.tagging.calibrate import calibrate as fit, thresholds_path_for, write_calibration
-    from sigrl.tagging.job import apply_prompt, label_hash, resolve_model
+    from sigrl.tagging.job import apply_prompt, resolve_model
+    from sigrl.tagging.sidecar import label_hash
     from sigrl.tagging.labels import read_labels
 
     manifest = load_manifest(data)

@@ -28,7 +28,6 @@ Decisions the tracer forces, each verified by the parity cases:
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sigrl.data.world_vocab import COLOURS, SHAPES, SIZES, TEXTURES, WorldObject
+from sigrl.data.world_vocab import COLOURS, SIZES, TEXTURES, WorldObject
 
 SUPERSAMPLE = 4
 MIN_VISIBLE = 0.5

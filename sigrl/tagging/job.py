@@ -1,9 +1,9 @@
 """A whole tagging run: discover -> decode (thread pool) -> runner.infer -> decide -> record -> write.
 
 The pieces live in the sibling modules; this module wires them together and owns what only a whole
-run knows: which images an earlier run already recorded (resume), that an output must never mix
-records of different models, label sets or decision rules, the run's metadata sidecar, the counts
-and the timings.
+run knows: which images an earlier run already recorded (resume), the counts and the timings. The
+metadata sidecar, and the rule that an output never mixes records of different models, label sets
+or decision rules, live in sigrl.tagging.sidecar (shared with the Ray engine).
 
 Decoding runs in `pipeline.iter_batches`' thread pool and is overlapped with inference: while the
 runner scores batch k, the pool decodes batches k+1..k+queue_depth. `Summary.timings` says where
@@ -13,20 +13,15 @@ what the benchmark reports as "decode vs inference".
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-import sigrl
 from sigrl.errors import SigrlError
 from sigrl.tagging.calibrate import stored_thresholds
 from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
@@ -34,71 +29,13 @@ from sigrl.tagging.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
 from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
+from sigrl.tagging.sidecar import Progress, Summary, check_resumable, earlier_runs, recorded_run, run_meta
 from sigrl.tagging.sources import discover
-from sigrl.tagging.writers import Output, meta_path, open_output, read_meta, write_meta
+from sigrl.tagging.writers import Output, meta_path, open_output
 
 log = logging.getLogger(__name__)
 
-# Settings that decide what a record says. Resuming an output with any of them changed would mix
-# two kinds of records in one file without a trace, so it is refused.
-_MUST_MATCH = ("model_hash", "label_hash", "decision")
 META_INTERVAL_S = 30.0
-
-
-class Progress(Protocol):
-    """What a run reports while it goes (the CLI draws a progress bar from it)."""
-
-    def start(self, total: int, skipped: int) -> None: ...
-
-    def update(self, images: int, errors: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class Summary:
-    """What a run did. Counts are for this invocation; `skipped` were recorded by an earlier one."""
-
-    output: Path
-    meta: Path
-    discovered: int = 0
-    skipped: int = 0
-    tagged: int = 0
-    errors: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)  # discovery notes, not failures
-    wall_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    label_side: str = ""  # "cache" (no text-encoder work) or "encoded"
-    batch_size: int = 0
-    repaired_bytes: int = 0
-    rechecked: int = 0  # images decoded again in full (--decode checked)
-    previous_records: int = 0  # records already in the output when this run started
-
-    @property
-    def processed(self) -> int:
-        return self.tagged + self.errors
-
-    @property
-    def images_per_s(self) -> float:
-        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def failed(self) -> bool:
-        """True when any image of this run got an error record (the CLI then exits with 1)."""
-        return self.errors > 0
-
-    def line(self) -> str:
-        """The one-line summary printed at the end of `sigrl tag`."""
-        parts = [f"{self.processed} images in {self.wall_s:.1f} s ({self.images_per_s:.1f} images/s)"]
-        parts.append(f"{self.tagged} tagged")
-        parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
-        if self.skipped:
-            parts.append(f"{self.skipped} already done")
-        if self.rechecked:
-            parts.append(f"{self.rechecked} near-tie{'s' if self.rechecked != 1 else ''} decoded again in full")
-        if self.problems:
-            parts.append(f"{len(self.problems)} folder problem{'s' if len(self.problems) != 1 else ''}")
-        return ", ".join(parts) + f" -> {self.output}"
 
 
 def resolve_model(model: str | None) -> str:
@@ -159,12 +96,6 @@ def choose_rule(
     return make_rule(labels, threshold, per_label, topk, scores_mode), ", ".join(parts)
 
 
-def label_hash(labels: Sequence[str], prompt: str) -> str:
-    """Identifies the label side of a run: the labels in order and the prompt template."""
-    blob = json.dumps({"labels": list(labels), "prompt": prompt}, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 def run_tagging(
     inputs: Sequence[str | os.PathLike[str]],
     runner: Any,
@@ -204,21 +135,11 @@ def run_tagging(
         summary.errors += _record_problems(out, found.problems, summary)
         summary.label_side = _warm_labels(runner, labels, summary.timings)
         runs = earlier_runs(previous)
-        save_meta(output_path, meta, summary, runs, "running")
-        status = "failed"
-        try:
-            saver = lambda: save_meta(output_path, meta, summary, runs, "running")  # noqa: E731
-            _tag(out, todo, runner, labels, rule, batch, workers, decoding, progress, summary, saver)
-            status = "complete"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            summary.wall_s = time.perf_counter() - started
-            if progress is not None:
-                progress.close()
-            out.close()
-            save_meta(output_path, meta, summary, runs, status)
+        with recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
+            try:
+                _tag(out, todo, runner, labels, rule, batch, workers, decoding, progress, summary, save_running)
+            finally:
+                out.close()  # every record on disk before the final metadata
     return summary
 
 
@@ -320,84 +241,3 @@ def _warm_labels(runner: Any, labels: list[str], timings: dict[str, float]) -> s
     return "encoded" if runner.text_runs > before else "cache"
 
 
-def run_meta(
-    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, decoding: DecodeOptions,
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
-    prompt = getattr(runner, "prompt", "")
-    return {
-        "sigrl_version": sigrl.__version__,
-        "model": getattr(runner, "name", type(runner).__name__),
-        "model_hash": runner.model_hash,
-        "backend": getattr(runner, "backend", ""),
-        "backend_reason": getattr(runner, "reason", ""),
-        "device": getattr(runner, "device", ""),
-        "precision": getattr(runner, "precision", ""),
-        "prompt": prompt,
-        "labels": labels,
-        "label_hash": label_hash(labels, prompt),
-        "decision": rule.to_dict(),
-        "preprocess": _plain(getattr(runner, "preprocess", None)),
-        "batch_size": batch,
-        "workers": workers,
-        "max_pixels": decoding.max_pixels,
-        "decode": decoding.mode,
-        **(extra or {}),
-    }
-
-
-def _plain(value: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-
-
-def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
-    previous = read_meta(output_path)
-    if previous is None:
-        return None
-    changed = [key for key in _MUST_MATCH if key in previous and _canonical(previous[key]) != _canonical(meta[key])]
-    if changed:
-        what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores"}
-        listed = ", ".join(what[k] for k in changed)
-        raise SigrlError(
-            f"{output_path}: cannot resume with a different {listed} than the run that wrote it "
-            f"(see {meta_path(output_path)}); use the same settings, or --overwrite to start over"
-        )
-    return previous
-
-
-def earlier_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-    runs = [dict(r) for r in (previous or {}).get("runs", [])]
-    for run in runs:
-        if run.get("status") == "running":  # it never wrote its final state: it was killed
-            run["status"] = "killed"
-    return runs
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, status: str) -> None:
-    this_run = {
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": status,
-        "discovered": summary.discovered,
-        "skipped": summary.skipped,
-        "tagged": summary.tagged,
-        "errors": summary.errors,
-        "wall_s": round(summary.wall_s, 3),
-        "images_per_s": round(summary.images_per_s, 2),
-        "label_side": summary.label_side,
-        "timings": {k: round(v, 3) for k, v in summary.timings.items()},
-        "problems": [{"path": p, "reason": r} for p, r in summary.problems],
-        "repaired_bytes": summary.repaired_bytes,
-        "rechecked": summary.rechecked,
-        "backend": meta["backend"],
-        "precision": meta["precision"],
-        "decode": meta["decode"],  # runs resumed with another --decode mode stay traceable
-    }
-    # Exact even after kills: every record in the file was counted when the file was opened.
-    records = summary.previous_records + summary.processed
-    write_meta(output_path, {**meta, "status": status, "records": records, "runs": runs + [this_run]})

@@ -38,15 +38,16 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from sigrl.errors import SigrlError
-from sigrl.tagging import job
+from sigrl.tagging import job, sidecar
 from sigrl.tagging.decisions import DecisionRule
 from sigrl.tagging.decode import DecodeOptions
-from sigrl.tagging.job import Progress, Summary
 from sigrl.tagging.pipeline import Batch, iter_batches
 from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.shards import Manifest, Shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard
+from sigrl.tagging.sidecar import Progress, Summary
 from sigrl.tagging.sources import discover
+from sigrl.tagging.writers import meta_path
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +165,10 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
     described = _describe(ray, spec, labels, use_gpu)
     batch = max(1, min(batch_size, described.max_batch))
     extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
-    meta = job.run_meta(described, labels, rule, batch, workers, decoding, extra)
-    previous = job.check_resumable(output_path, meta) if resume else None
-    runs = job.earlier_runs(previous)
-    summary = Summary(output=Path(output_path), meta=Path(os.fspath(output_path) + ".meta.json"),
+    meta = sidecar.run_meta(described, labels, rule, batch, workers, decoding, extra)
+    previous = sidecar.check_resumable(output_path, meta) if resume else None
+    runs = sidecar.earlier_runs(previous)
+    summary = Summary(output=Path(output_path), meta=meta_path(output_path),
                       discovered=len(found.paths), batch_size=batch, label_side=described.label_side)
     summary.problems = [(os.fspath(p), r) for p, r in found.problems if not r.startswith("unreadable")]
     summary.previous_records = manifest.record_count()
@@ -176,27 +177,17 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
     todo = manifest.todo()
     if unreadable and todo and todo[-1].index == manifest.shards[-1].index:
         _write_problems(manifest, todo.pop(), unreadable, summary)
-    job.save_meta(output_path, meta, summary, runs, "running")
-    status = "failed"
-    try:
-        if progress is not None:
-            progress.start(sum(len(s.paths) for s in todo), summary.skipped)
-        if todo:
-            _stream(ray, todo, manifest, spec, labels, rule, batch, workers, decoding, described.preprocess,
-                    use_gpu, replicas, progress, summary, lambda: job.save_meta(output_path, meta, summary, runs, "running"))
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        summary.wall_s = time.perf_counter() - started
-        if progress is not None:
-            progress.close()
-        manifest.save()
-        if status == "complete":
-            for name in remove_stale(manifest):
-                log.info("removed %s: a shard of an earlier plan", name)
-        job.save_meta(output_path, meta, summary, runs, status)
+    with sidecar.recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
+        try:
+            if progress is not None:
+                progress.start(sum(len(s.paths) for s in todo), summary.skipped)
+            if todo:
+                _stream(ray, todo, manifest, spec, labels, rule, batch, workers, decoding, described.preprocess,
+                        use_gpu, replicas, progress, summary, save_running)
+        finally:
+            manifest.save()
+        for name in remove_stale(manifest):  # only once every shard of this plan is written
+            log.info("removed %s: a shard of an earlier plan", name)
     return summary
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from sigrl.checkpoint import read_metadata
-from sigrl.config import BackboneConfig, HeadConfig, ModelConfig, load_config
+from sigrl.config import BackboneConfig, ModelConfig, load_config
 from sigrl.data.manifest import Manifest, load_manifest
 from sigrl.data.sampling import single_positive
 from sigrl.errors import SigrlError

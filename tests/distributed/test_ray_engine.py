@@ -134,7 +134,6 @@ def test_resume_redoes_only_damaged_shards(ray_run, images, rule, spec, local_re
 def test_gpu_replicas_get_decoded_shards_with_their_reduced_scale_flags(tmp_path):
     # With GPUs, decoding runs in separate Ray tasks and the replica receives bytes: the flags that
     # --decode checked needs must survive that hand-off, in order, next to the failures.
-    import numpy as np
     from PIL import Image
 
     from sigrl.config import PreprocessConfig

@@ -10,7 +10,7 @@ import torch
 
 from sigrl.checkpoint import read_metadata
 from sigrl.errors import SigrlError
-from sigrl.model import create_model, load_model, save_model
+from sigrl.model import load_model, save_model
 from sigrl.model.backbone import load_clip, save_clip_checkpoint
 from sigrl.model.factory import open_model
 

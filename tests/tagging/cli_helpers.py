@@ -14,6 +14,7 @@ from sigrl.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "sigrl-tiny"  # random-init tiny config: deterministic (seed 0) and fast
+LABELS = ["red circle", "blue square", "green star", "dog", "tree"]
 
 
 @dataclass
@@ -57,3 +58,16 @@ def run_subprocess(
         [sys.executable, "-m", "sigrl.cli.main", *map(str, args)], cwd=cwd, env=subprocess_env(**(env or {})),
         capture_output=True, text=True, timeout=timeout, **kwargs,
     )
+
+
+def jpeg_inputs(tmp_path: Path, count: int, quality: int) -> tuple[Path, Path]:
+    """A folder of `count` small 80x60 JPEGs and a labels file of LABELS, under tmp_path."""
+    from tagging_images import save, smooth_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(count):
+        save(folder / f"img{i:02d}.jpg", smooth_image(80, 60, seed=i), quality=quality)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    return folder, labels

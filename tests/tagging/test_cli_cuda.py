@@ -10,23 +10,14 @@ import pytest
 
 from sigrl.tagging.writers import read_meta, read_records
 
-from cli_helpers import sigrl, tag_args
-from tagging_images import save, smooth_image
+from cli_helpers import jpeg_inputs, sigrl, tag_args
 
 pytestmark = pytest.mark.gpu
-
-LABELS = ["red circle", "blue square", "green star", "dog", "tree"]
 
 
 @pytest.fixture
 def inputs(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in range(12):
-        save(folder / f"img{i:02d}.jpg", smooth_image(80, 60, seed=i), quality=90)
-    labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(LABELS) + "\n")
-    return folder, labels
+    return jpeg_inputs(tmp_path, 12, quality=90)
 
 
 def _scores(out) -> np.ndarray:

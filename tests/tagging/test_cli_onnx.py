@@ -12,11 +12,9 @@ import pytest
 
 from sigrl.tagging.writers import read_meta, read_records
 
-from cli_helpers import MODEL, sigrl, subprocess_env, tag_args
-from tagging_images import save, smooth_image
+from cli_helpers import MODEL, jpeg_inputs, sigrl, subprocess_env, tag_args
 
 pytest.importorskip("onnxruntime", reason="the onnx backend needs onnxruntime")
-LABELS = ["red circle", "blue square", "green star", "dog", "tree"]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +28,7 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture
 def setup(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(6):
-        save(images / f"{i}.jpg", smooth_image(80, 60, seed=i), quality=92)
-    labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(LABELS) + "\n")
-    return images, labels
+    return jpeg_inputs(tmp_path, 6, quality=92)
 
 
 def scores_by_name(path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 
 import numpy as np
@@ -12,10 +11,8 @@ from PIL import Image
 
 from sigrl.tagging.writers import read_meta, read_records
 
-from cli_helpers import MODEL, sigrl, tag_args
+from cli_helpers import LABELS, MODEL, sigrl, tag_args
 from tagging_images import save, smooth_image
-
-LABELS = ["red circle", "blue square", "green star", "dog", "tree"]
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import pytest
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import make_rule
-from sigrl.tagging.job import Summary, choose_rule, label_hash, run_tagging
+from sigrl.tagging.job import choose_rule, run_tagging
+from sigrl.tagging.sidecar import Summary, label_hash
 from sigrl.tagging.writers import read_meta, read_records
 
-from tagging_images import save, smooth_image
+from tagging_images import save
 
 LABELS = ["red", "green", "blue"]
 

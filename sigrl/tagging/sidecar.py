@@ -1,0 +1,194 @@
+"""The run's metadata sidecar (`OUT.meta.json`), shared by the local and the Ray engine.
+
+What a run is (run_meta: model, labels, decision rule, backend, decoding), whether an output may be
+resumed with it (check_resumable), the history of earlier runs (earlier_runs), and the lifecycle of
+this run's entry (recorded_run: "running" from the start, then complete, interrupted or failed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import sigrl
+from sigrl.errors import SigrlError
+from sigrl.tagging.decisions import DecisionRule
+from sigrl.tagging.decode import DecodeOptions
+from sigrl.tagging.writers import meta_path, read_meta, write_meta
+
+# Settings that decide what a record says. Resuming an output with any of them changed would mix
+# two kinds of records in one file without a trace, so it is refused.
+_MUST_MATCH = ("model_hash", "label_hash", "decision")
+
+
+class Progress(Protocol):
+    """What a run reports while it goes (the CLI draws a progress bar from it)."""
+
+    def start(self, total: int, skipped: int) -> None: ...
+
+    def update(self, images: int, errors: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Summary:
+    """What a run did. Counts are for this invocation; `skipped` were recorded by an earlier one."""
+
+    output: Path
+    meta: Path
+    discovered: int = 0
+    skipped: int = 0
+    tagged: int = 0
+    errors: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # discovery notes, not failures
+    wall_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    label_side: str = ""  # "cache" (no text-encoder work) or "encoded"
+    batch_size: int = 0
+    repaired_bytes: int = 0
+    rechecked: int = 0  # images decoded again in full (--decode checked)
+    previous_records: int = 0  # records already in the output when this run started
+
+    @property
+    def processed(self) -> int:
+        return self.tagged + self.errors
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def failed(self) -> bool:
+        """True when any image of this run got an error record (the CLI then exits with 1)."""
+        return self.errors > 0
+
+    def line(self) -> str:
+        """The one-line summary printed at the end of `sigrl tag`."""
+        parts = [f"{self.processed} images in {self.wall_s:.1f} s ({self.images_per_s:.1f} images/s)"]
+        parts.append(f"{self.tagged} tagged")
+        parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
+        if self.skipped:
+            parts.append(f"{self.skipped} already done")
+        if self.rechecked:
+            parts.append(f"{self.rechecked} near-tie{'s' if self.rechecked != 1 else ''} decoded again in full")
+        if self.problems:
+            parts.append(f"{len(self.problems)} folder problem{'s' if len(self.problems) != 1 else ''}")
+        return ", ".join(parts) + f" -> {self.output}"
+
+
+def label_hash(labels: Sequence[str], prompt: str) -> str:
+    """Identifies the label side of a run: the labels in order and the prompt template."""
+    blob = json.dumps({"labels": list(labels), "prompt": prompt}, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_meta(
+    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, decoding: DecodeOptions,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    prompt = getattr(runner, "prompt", "")
+    return {
+        "sigrl_version": sigrl.__version__,
+        "model": getattr(runner, "name", type(runner).__name__),
+        "model_hash": runner.model_hash,
+        "backend": getattr(runner, "backend", ""),
+        "backend_reason": getattr(runner, "reason", ""),
+        "device": getattr(runner, "device", ""),
+        "precision": getattr(runner, "precision", ""),
+        "prompt": prompt,
+        "labels": labels,
+        "label_hash": label_hash(labels, prompt),
+        "decision": rule.to_dict(),
+        "preprocess": _plain(getattr(runner, "preprocess", None)),
+        "batch_size": batch,
+        "workers": workers,
+        "max_pixels": decoding.max_pixels,
+        "decode": decoding.mode,
+        **(extra or {}),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else value
+
+
+def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
+    previous = read_meta(output_path)
+    if previous is None:
+        return None
+    changed = [key for key in _MUST_MATCH if key in previous and _canonical(previous[key]) != _canonical(meta[key])]
+    if changed:
+        what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores"}
+        listed = ", ".join(what[k] for k in changed)
+        raise SigrlError(
+            f"{output_path}: cannot resume with a different {listed} than the run that wrote it "
+            f"(see {meta_path(output_path)}); use the same settings, or --overwrite to start over"
+        )
+    return previous
+
+
+def earlier_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    runs = [dict(r) for r in (previous or {}).get("runs", [])]
+    for run in runs:
+        if run.get("status") == "running":  # it never wrote its final state: it was killed
+            run["status"] = "killed"
+    return runs
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, status: str) -> None:
+    this_run = {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+        "discovered": summary.discovered,
+        "skipped": summary.skipped,
+        "tagged": summary.tagged,
+        "errors": summary.errors,
+        "wall_s": round(summary.wall_s, 3),
+        "images_per_s": round(summary.images_per_s, 2),
+        "label_side": summary.label_side,
+        "timings": {k: round(v, 3) for k, v in summary.timings.items()},
+        "problems": [{"path": p, "reason": r} for p, r in summary.problems],
+        "repaired_bytes": summary.repaired_bytes,
+        "rechecked": summary.rechecked,
+        "backend": meta["backend"],
+        "precision": meta["precision"],
+        "decode": meta["decode"],  # runs resumed with another --decode mode stay traceable
+    }
+    # Exact even after kills: every record in the file was counted when the file was opened.
+    records = summary.previous_records + summary.processed
+    write_meta(output_path, {**meta, "status": status, "records": records, "runs": runs + [this_run]})
+
+
+@contextmanager
+def recorded_run(
+    output_path: str | os.PathLike[str], meta: dict[str, Any], summary: Summary, runs: list, started: float,
+    progress: Progress | None,
+) -> Iterator[Callable[[], None]]:
+    """Saves this run as "running", yields a function that saves it again (recent counts for a
+    killed run to leave behind), and on the way out closes `progress`, sets the wall time and
+    saves the final status: complete, interrupted (Ctrl-C) or failed (any other exception)."""
+    save_meta(output_path, meta, summary, runs, "running")
+    status = "failed"
+    try:
+        yield lambda: save_meta(output_path, meta, summary, runs, "running")
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        summary.wall_s = time.perf_counter() - started
+        if progress is not None:
+            progress.close()
+        save_meta(output_path, meta, summary, runs, status)

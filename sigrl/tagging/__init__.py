@@ -11,7 +11,8 @@ Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> 
     recheck.Rechecker(runner, labels, rule, decoding, workers).push(batch, scores)
                                                   -> [(batch, final scores)] (--decode checked)
     records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
-    writers.write_meta(out, {...})
+    sidecar.recorded_run(out, sidecar.run_meta(...), summary, runs, started, progress)
+                                                  -> OUT.meta.json: running, then complete/interrupted/failed
 
 The whole run, as `sigrl tag` calls it (resume checks, metadata sidecar, counts, timings):
 

@@ -31,7 +31,7 @@ from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.sidecar import Progress, Summary, check_resumable, earlier_runs, recorded_run, run_meta
 from sigrl.tagging.sources import discover
-from sigrl.tagging.writers import Output, meta_path, open_output
+from sigrl.tagging.writers import Output, holds_records, meta_path, open_output
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,17 @@ def run_tagging(
     meta = run_meta(runner, labels, rule, batch, workers, decoding, extra_meta)
     summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
     # Checked before the output is opened, so a refused resume leaves every file as it was.
-    previous = check_resumable(output_path, meta) if resume else None
+    previous = check_resumable(output_path, meta, holds_records(output_path)) if resume else None
     with open_output(output_path, resume=resume, overwrite=overwrite) as out:
         summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
         todo = [p for p in found.paths if not out.is_done(p)]
         summary.skipped = len(found.paths) - len(todo)
-        summary.errors += _record_problems(out, found.problems, summary)
-        summary.label_side = _warm_labels(runner, labels, summary.timings)
         runs = earlier_runs(previous)
+        # The sidecar is saved ("running") before the first record, so no output holds records
+        # that it does not describe (resume refuses such a file).
         with recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
+            summary.errors += _record_problems(out, found.problems, summary)
+            summary.label_side = _warm_labels(runner, labels, summary.timings)
             try:
                 _tag(out, todo, runner, labels, rule, batch, workers, decoding, progress, summary, save_running)
             finally:

@@ -6,13 +6,12 @@ before a run starts so that a missing install fails in the first second, not aft
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.records import Record
+from sigrl.tagging.records import Record, path_text, raw_path_bytes
 
 INSTALL_HINT = 'Parquet output needs pyarrow: pip install "sigrl[parquet]" (or pip install pyarrow)'
 
@@ -35,8 +34,21 @@ def _schema(pa: Any) -> Any:
             ("scores", pa.list_(pa.float32())),
             ("status", pa.string()),
             ("error", pa.string()),
+            ("path_bytes", pa.binary()),  # the exact name where it is not valid UTF-8, else null
         ]
     )
+
+
+def _check_columns(pa: Any, path: str | os.PathLike[str], schema: Any) -> None:
+    """Refuses a Parquet file that sigrl did not write (path_bytes may be missing: older files)."""
+    want = _schema(pa)
+    for name in ("path", "tags", "scores", "status", "error"):
+        index = schema.get_field_index(name)
+        if index < 0 or not schema.field(index).type.equals(want.field(name).type):
+            raise SigrlError(
+                f"{path}: not a sigrl Parquet output (column {name!r} missing or of another type); "
+                "choose another output file, or pass --overwrite to replace it"
+            )
 
 
 def read_parquet(path: str | os.PathLike[str]) -> list[Record]:
@@ -45,8 +57,12 @@ def read_parquet(path: str | os.PathLike[str]) -> list[Record]:
         table = pa.parquet.read_table(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise SigrlError(f"{path}: not a readable Parquet file ({err}); delete it or choose another output") from None
+    _check_columns(pa, path, table.schema)
     records = table.to_pylist()
     for r in records:  # float32 storage: give back the 6-digit values that were written
+        raw = r.pop("path_bytes", None)
+        if raw is not None:
+            r["path"] = os.fsdecode(raw)
         r["tags"] = [{"label": t["label"], "score": _round(t["score"])} for t in r["tags"] or []]
         if r["scores"] is not None:
             r["scores"] = [_round(s) for s in r["scores"]]
@@ -57,16 +73,20 @@ def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.6g}")
 
 
+def _row(record: Record) -> dict:
+    """The Parquet row of a record: path as valid text, the exact bytes beside it where needed."""
+    return {**record, "path": path_text(record["path"]), "path_bytes": raw_path_bytes(record["path"])}
+
+
 def finalize(out: Path, journal: Path) -> None:
     """Writes `out` from any earlier `out` plus the journal, atomically, then drops the journal."""
     pa = require_pyarrow()
-    records: list[dict] = read_parquet(out) if out.exists() else []  # type: ignore[assignment]
+    from sigrl.tagging.writers import read_records  # the journal is JSON Lines
+
+    records: list[Record] = read_parquet(out) if out.exists() else []
     if journal.exists():
-        with open(journal, "rb") as f:
-            for line in f:
-                if line.endswith(b"\n"):  # a torn tail cannot exist after a clean close; be safe
-                    records.append(json.loads(line))
-    table = pa.Table.from_pylist(records, schema=_schema(pa))
+        records.extend(read_records(journal))
+    table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema(pa))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     pa.parquet.write_table(table, tmp)
     with open(tmp, "rb") as f:

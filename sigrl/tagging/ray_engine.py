@@ -166,7 +166,7 @@ def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: Runne
     batch = max(1, min(batch_size, described.max_batch))
     extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
     meta = sidecar.run_meta(described, labels, rule, batch, workers, decoding, extra)
-    previous = sidecar.check_resumable(output_path, meta) if resume else None
+    previous = sidecar.check_resumable(output_path, meta, bool(manifest.entries)) if resume else None
     runs = sidecar.earlier_runs(previous)
     summary = Summary(output=Path(output_path), meta=meta_path(output_path),
                       discovered=len(found.paths), batch_size=batch, label_side=described.label_side)

@@ -6,10 +6,18 @@
 `scores` holds every label's score in label order (the order is in the run's metadata sidecar)
 when the run asked for `--scores all`, else null. Scores keep 6 significant digits: enough to
 rank and threshold, and it keeps files small.
+
+File names that are not valid UTF-8 (possible on Linux) are held in memory the Python way, as a
+str with surrogate escapes, and stored the same way in every format (see `stored_record`): `path`
+is valid UTF-8 text in which each undecodable byte reads `\\xNN`, and `path_bytes` holds the exact
+name (base64 in JSON Lines and CSV, raw bytes in Parquet). `path_bytes` is absent (JSON Lines),
+empty (CSV) or null (Parquet) for every other name, so ordinary files look as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 from typing import Sequence, TypedDict
@@ -67,3 +75,38 @@ def batch_records(
     records = [ok_record(p, tags, row if keep_all else None) for p, tags, row in zip(paths, chosen, scores)]
     records.extend(error_record(p, reason) for p, reason in failures)
     return records
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """The path as valid Unicode for people and tools: undecodable bytes of the name read `\\xNN`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def raw_path_bytes(path: str | os.PathLike[str]) -> bytes | None:
+    """The name's bytes when they are not valid UTF-8 (the text form alone is then lossy), else None."""
+    raw = os.fsencode(path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return None
+
+
+def stored_record(record: Record) -> dict:
+    """The record as written to a file: valid Unicode throughout, `path_bytes` added where needed."""
+    raw = raw_path_bytes(record["path"])
+    if raw is None:
+        return dict(record)
+    rest = {k: v for k, v in record.items() if k != "path"}
+    return {"path": path_text(raw), "path_bytes": base64.b64encode(raw).decode("ascii"), **rest}
+
+
+def loaded_record(stored: dict) -> Record:
+    """The inverse of stored_record: the exact name back from `path_bytes` when it is there."""
+    encoded = stored.pop("path_bytes", None)
+    if encoded:
+        try:
+            stored["path"] = os.fsdecode(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError, TypeError):
+            raise ValueError(f"path_bytes {encoded!r} is not base64") from None
+    return stored  # type: ignore[return-value]

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.records import Record
+from sigrl.tagging.records import Record, path_text
 from sigrl.tagging.sources import path_key
-from sigrl.tagging.writers import open_output, output_format, read_meta, read_records, write_meta
+from sigrl.tagging.writers import json_text, open_output, output_format, read_meta, read_records, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Manifest:
             "finished": len(self.entries),
             "shards": [
                 {"index": s.index, "file": s.file_name(self.suffix), "digest": s.digest, "images": len(s.paths),
-                 "first": s.paths[0] if s.paths else None, **self._done_fields(s.index)}
+                 "first": path_text(s.paths[0]) if s.paths else None, **self._done_fields(s.index)}
                 for s in self.shards
             ],
         }
@@ -242,8 +242,7 @@ def _remove_temporaries(out_dir: Path) -> None:
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+        f.write(json_text(data))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -21,6 +21,7 @@ import sigrl
 from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import DecisionRule
 from sigrl.tagging.decode import DecodeOptions
+from sigrl.tagging.records import path_text
 from sigrl.tagging.writers import meta_path, read_meta, write_meta
 
 # Settings that decide what a record says. Resuming an output with any of them changed would mix
@@ -120,11 +121,27 @@ def _plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) else value
 
 
-def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any] | None:
+def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any], has_records: bool) -> dict[str, Any] | None:
+    """The earlier run's metadata, after checking that this run may add to its output.
+
+    Without a sidecar nothing shows which model, labels and rule made the records already there,
+    so an output that holds any is refused (the sidecar is written before the first record).
+    """
     previous = read_meta(output_path)
     if previous is None:
+        if has_records:
+            raise SigrlError(
+                f"{output_path}: cannot resume without {meta_path(output_path).name}, which says what model, labels "
+                "and decision rule made its records; pass --overwrite to start over, or tag into a new --out"
+            )
         return None
-    changed = [key for key in _MUST_MATCH if key in previous and _canonical(previous[key]) != _canonical(meta[key])]
+    missing = [key for key in _MUST_MATCH if key not in previous]
+    if missing:
+        raise SigrlError(
+            f"{meta_path(output_path)}: not the metadata of a sigrl tag run (no {', '.join(missing)}); "
+            "pass --overwrite to start over, or tag into a new --out"
+        )
+    changed = [key for key in _MUST_MATCH if _canonical(previous[key]) != _canonical(meta[key])]
     if changed:
         what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores"}
         listed = ", ".join(what[k] for k in changed)
@@ -159,7 +176,7 @@ def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary
         "images_per_s": round(summary.images_per_s, 2),
         "label_side": summary.label_side,
         "timings": {k: round(v, 3) for k, v in summary.timings.items()},
-        "problems": [{"path": p, "reason": r} for p, r in summary.problems],
+        "problems": [{"path": path_text(p), "reason": r} for p, r in summary.problems],
         "repaired_bytes": summary.repaired_bytes,
         "rechecked": summary.rechecked,
         "backend": meta["backend"],

@@ -9,7 +9,9 @@ Crash safety, and what it costs:
   loss or kernel crash loses at most that many seconds of records; a torn or zero-filled tail it
   leaves behind is repaired by resume like any other.
 - `--resume` reads the recorded paths (to skip), cuts the file back to its last complete record
-  and appends. Every image therefore ends up recorded exactly once.
+  and appends. Every image therefore ends up recorded exactly once. It only ever cuts what a
+  killed run can leave behind (a partial record, or the zero fill of a power loss); a file with
+  anything else in it (a line that is not a record, a foreign header) is refused untouched.
 - An exclusive lock on the file stops a second run from appending to the same output.
 
 Parquet cannot be appended to safely, so a Parquet output is written through a JSON Lines
@@ -27,17 +29,21 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sigrl.atomic import write_text_atomic
 from sigrl.errors import SigrlError
-from sigrl.tagging.records import Record
+from sigrl.tagging.records import Record, loaded_record, stored_record
 from sigrl.tagging.sources import path_key
 
 log = logging.getLogger(__name__)
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-CSV_COLUMNS = ("path", "status", "error", "tags", "scores")
+CSV_COLUMNS = ("path", "status", "error", "tags", "scores", "path_bytes")
+# Written before path_bytes existed: still readable, not resumable (its non-UTF-8 names are lossy).
+_OLD_CSV_COLUMNS = CSV_COLUMNS[:5]
+_RECORD_KEYS = frozenset({"path", "tags", "scores", "status", "error"})
+_JSONL_START = b'{"path": '  # every record line starts so (json.dumps of a Record, path first)
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -128,6 +134,19 @@ def open_output(path: str | os.PathLike[str], resume: bool = False, overwrite: b
     return Output(path, fmt, sink, codec, done, repaired)
 
 
+def holds_records(path: str | os.PathLike[str]) -> bool:
+    """True when the output at `path` holds at least one record (a foreign file is refused)."""
+    path = Path(path)
+    fmt = output_format(path)
+    if fmt == "parquet" and path.exists():
+        return True  # a finished Parquet output is written only with its records
+    file = journal_path(path) if fmt == "parquet" else path
+    if not file.is_file():
+        return False
+    codec: _Codec = _CsvCodec() if fmt == "csv" else _JsonlCodec()
+    return bool(codec.scan(file)[0])
+
+
 def read_records(path: str | os.PathLike[str]) -> list[Record]:
     """All records of an output file (any format), e.g. for tests and downstream tools."""
     path = Path(path)
@@ -142,8 +161,18 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
 
 def write_meta(out: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
     """Writes the run metadata to `<out>.meta.json` atomically (temp file + os.replace)."""
-    text = json.dumps(dict(meta), indent=1, ensure_ascii=False, default=str) + "\n"
-    return write_text_atomic(meta_path(out), text, durable=True)
+    return write_text_atomic(meta_path(out), json_text(meta), durable=True)
+
+
+def json_text(data: Any) -> str:
+    """Indented JSON that can always be written as UTF-8: a non-UTF-8 file name that slipped into
+    `data` (as a surrogate escape) is written as a JSON escape instead of failing the run."""
+    text = json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=1, ensure_ascii=True, default=str) + "\n"
+    return text
 
 
 def read_meta(out: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -233,19 +262,23 @@ class _JsonlCodec(_Codec):
 
     def scan(self, path: Path) -> tuple[set[str], int]:
         done: set[str] = set()
-        keep, bad = 0, None
+        keep, lines_end, zero_fill = 0, 0, None
         for number, end, line in _complete_lines(path):
+            lines_end = end
             record = _parse_json_record(line)
             if record is None:
-                bad = bad or number  # tolerated only if nothing valid follows (a damaged tail)
+                if line.strip(b"\0\n"):
+                    raise SigrlError(_not_ours(path, f"line {number} is not a sigrl record"))
+                zero_fill = zero_fill or number  # what a power loss leaves; fine only at the end
                 continue
-            if bad is not None:
+            if zero_fill is not None:
                 raise SigrlError(
-                    f"{path}: line {bad} is not a valid record but later lines are; the file is damaged "
+                    f"{path}: line {zero_fill} is zero bytes but later lines are records; the file is damaged "
                     "in the middle. Fix or delete that line, then resume"
                 )
             done.add(path_key(record["path"]))
             keep = end
+        _check_tail(path, lines_end, lambda t: not t or t.startswith(_JSONL_START) or _JSONL_START.startswith(t))
         return done, keep
 
     def iter_records(self, path: Path) -> Iterator[Record]:
@@ -256,13 +289,26 @@ class _JsonlCodec(_Codec):
             yield record
 
 
+def _not_ours(path: Path, what: str) -> str:
+    return (
+        f"{path}: {what}, so nothing shows that sigrl wrote this file, and --resume never changes a file "
+        "it did not write. Choose another --out, or pass --overwrite to replace it"
+    )
+
+
+def _check_tail(path: Path, start: int, is_ours: Callable[[bytes], bool]) -> None:
+    """Refuses when the bytes after the last complete line are not a partial record of ours."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        tail = f.read()
+    if not is_ours(tail.rstrip(b"\0")):  # zero fill after a power loss is ours to cut too
+        raise SigrlError(_not_ours(path, f"its last {len(tail)} bytes are not part of a sigrl record"))
+
+
 def _json_line(record: Record) -> bytes:
-    try:
-        return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        # A file name with bytes that are not UTF-8: escape it so the file stays valid UTF-8 JSON
-        # and the name still reads back identically.
-        return (json.dumps(record, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    # stored_record makes non-UTF-8 file names valid text, so every line is valid UTF-8 JSON.
+    text = json.dumps(stored_record(record), ensure_ascii=False, allow_nan=False) + "\n"
+    return text.encode("utf-8", "backslashreplace")  # only a surrogate in an error text needs it
 
 
 def _parse_json_record(line: bytes) -> Record | None:
@@ -270,16 +316,17 @@ def _parse_json_record(line: bytes) -> Record | None:
         record = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+    if not isinstance(record, dict) or not _RECORD_KEYS <= record.keys() or not isinstance(record["path"], str):
         return None
-    return record  # type: ignore[return-value]
+    try:
+        return loaded_record(record)
+    except ValueError:
+        return None
 
 
 class _CsvCodec(_Codec):
-    """CSV cells: `tags` is a JSON object {label: score} (highest first), `scores` a JSON list.
-
-    File names that are not valid UTF-8 are written with their original bytes (surrogateescape)
-    and read back the same way, so resume still recognises them.
+    """CSV cells: `tags` is a JSON object {label: score} (highest first), `scores` a JSON list, and
+    `path_bytes` the base64 of a file name that is not valid UTF-8 (see sigrl.tagging.records).
     """
 
     def header(self) -> bytes:
@@ -287,17 +334,17 @@ class _CsvCodec(_Codec):
 
     def encode(self, records: Sequence[Record]) -> bytes:
         rows = []
-        for r in records:
+        for r in map(stored_record, records):
             tags = json.dumps({t["label"]: t["score"] for t in r["tags"]}, ensure_ascii=False)
             scores = "" if r.get("scores") is None else json.dumps(r["scores"])
-            rows.append([r["path"], r["status"], r["error"] or "", tags, scores])
+            rows.append([r["path"], r["status"], r["error"] or "", tags, scores, r.get("path_bytes", "")])
         return self._rows(rows)
 
     @staticmethod
     def _rows(rows: Iterable[Sequence[str]]) -> bytes:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(rows)
-        return buf.getvalue().encode("utf-8", "surrogateescape")
+        return buf.getvalue().encode("utf-8", "backslashreplace")  # only a surrogate in an error text needs it
 
     def _iter_rows(self, path: Path) -> Iterator[tuple[int, list[str]]]:
         """(end offset, row) for each complete row; stops at a torn tail, even inside quotes."""
@@ -328,24 +375,47 @@ class _CsvCodec(_Codec):
         keep = 0
         for index, (end, row) in enumerate(self._iter_rows(path)):
             if index == 0:
-                if tuple(row) != CSV_COLUMNS:
-                    raise SigrlError(f"{path}: not a sigrl CSV output (header {row}); choose another output file")
+                self._check_header(path, row)
             elif len(row) != len(CSV_COLUMNS):
                 raise SigrlError(f"{path}: row ending at byte {end} has {len(row)} cells, expected {len(CSV_COLUMNS)}")
             else:
-                done.add(path_key(row[0]))
+                done.add(path_key(_row_path(path, end, row)))
             keep = end
+        if keep == 0:  # no header yet: only a torn header of ours may be cut
+            header = self.header()
+            _check_tail(path, 0, lambda t: header.startswith(t))
         return done, keep
+
+    @staticmethod
+    def _check_header(path: Path, row: list[str]) -> None:
+        if tuple(row) == _OLD_CSV_COLUMNS:
+            raise SigrlError(
+                f"{path}: written by an older sigrl (no path_bytes column), so it cannot be continued; "
+                "tag into a new --out, or pass --overwrite to start it again"
+            )
+        if tuple(row) != CSV_COLUMNS:
+            raise SigrlError(_not_ours(path, f"it is not a sigrl CSV output (header {row})"))
 
     def iter_records(self, path: Path) -> Iterator[Record]:
         for index, (_, row) in enumerate(self._iter_rows(path)):
-            if index == 0:
-                continue
-            p, status, error, tags, scores = row
-            yield Record(
-                path=p,
-                tags=[{"label": k, "score": v} for k, v in json.loads(tags or "{}").items()],
-                scores=json.loads(scores) if scores else None,
-                status=status,
-                error=error or None,
-            )
+            if index > 0:
+                yield self._record(row)
+
+    @staticmethod
+    def _record(row: list[str]) -> Record:
+        p, status, error, tags, scores, *rest = row
+        stored = {
+            "path": p, "path_bytes": rest[0] if rest else "",
+            "tags": [{"label": k, "score": v} for k, v in json.loads(tags or "{}").items()],
+            "scores": json.loads(scores) if scores else None,
+            "status": status,
+            "error": error or None,
+        }
+        return loaded_record(stored)
+
+
+def _row_path(path: Path, end: int, row: list[str]) -> str:
+    try:
+        return loaded_record({"path": row[0], "path_bytes": row[5]})["path"]
+    except ValueError as err:
+        raise SigrlError(f"{path}: row ending at byte {end}: {err}; fix or delete that row") from None

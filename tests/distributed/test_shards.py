@@ -122,3 +122,17 @@ def test_tag_engine_ray_without_ray_is_one_line(monkeypatch, capsys, tmp_path):
         main()
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: the ray engine needs Ray: pip install 'sigrl[ray]'\n"
+
+
+@pytest.mark.parametrize("shard_dir, merged", [("tags.jsonl", "all.csv"), ("tags.parquet", "all.parquet")])
+def test_non_utf8_first_names_keep_manifest_shards_and_merge_working(tmp_path, shard_dir, merged):
+    pytest.importorskip("pyarrow")
+    out = tmp_path / shard_dir
+    odd = [os.fsdecode(b"/data/\xe9t\xe9-%d.jpg" % i) for i in range(4)]  # Latin-1: not UTF-8
+    shards = plan_shards(odd + _paths(2), 3)
+    manifest = open_manifest(out, shards, 3)
+    _finish_all(out, shards, manifest)
+    assert read_manifest(out)["shards"][0]["first"] == "/data/\\xe9t\\xe9-0.jpg"
+    assert len(open_manifest(out, shards, 3, resume=True).todo()) == 0
+    merge_shards(out, tmp_path / merged)
+    assert [r["path"] for r in read_records(tmp_path / merged)] == odd + _paths(2)

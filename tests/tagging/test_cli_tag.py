@@ -223,6 +223,44 @@ def test_existing_output_is_never_overwritten_silently(tmp_path, capsys, good_di
     assert all(len(r["tags"]) == 1 for r in read_records(out))
 
 
+@pytest.mark.parametrize("content", [b'{"a": 1}\n{"a": 2}\n', b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\nrest"], ids=["own-jsonl", "jpeg"])
+def test_resume_refuses_a_file_sigrl_did_not_write(tmp_path, capsys, good_dir, labels_file, content):
+    out = tmp_path / "x.jsonl"
+    out.write_bytes(content)
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, out, tmp_path / "c", "--resume"))
+    assert result.code == 2 and "--resume never changes a file it did not write" in result.err
+    assert out.read_bytes() == content and not (tmp_path / "x.jsonl.meta.json").exists()
+
+
+def test_resume_without_sidecar_refuses_to_mix_label_sets(tmp_path, capsys, good_dir, labels_file):
+    out, cache = tmp_path / "tags.jsonl", tmp_path / "c"
+    assert sigrl(capsys, *tag_args(good_dir, labels_file, out, cache)).code == 0
+    (tmp_path / "tags.jsonl.meta.json").unlink()
+    before = out.read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text("cat\nhouse\n")
+    save(good_dir / "late.png", smooth_image(40, 40, seed=11))
+    result = sigrl(capsys, *tag_args(good_dir, other, out, cache, "--resume"))
+    assert result.code == 2 and "cannot resume without tags.jsonl.meta.json" in result.err
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+def test_non_utf8_file_names_in_every_format(tmp_path, capsys, good_dir, labels_file, suffix):
+    if suffix == "parquet":
+        pytest.importorskip("pyarrow", reason="Parquet output needs the optional pyarrow")
+    odd = os.fsdecode(os.fsencode(good_dir) + b"/caf\xe9.png")  # a Latin-1 name: not UTF-8
+    os.rename(good_dir / "img0.png", odd)
+    out, cache = tmp_path / f"tags.{suffix}", tmp_path / "c"
+    assert sigrl(capsys, *tag_args(good_dir, labels_file, out, cache)).code == 0
+    assert odd in [r["path"] for r in read_records(out)]
+    save(good_dir / "late.png", smooth_image(40, 40, seed=11))
+    result = sigrl(capsys, *tag_args(good_dir, labels_file, out, cache, "--resume"))
+    assert result.code == 0 and "6 already done" in result.out
+    paths = [r["path"] for r in read_records(out)]
+    assert len(paths) == 7 and paths.count(odd) == 1
+
+
 def test_resume_tags_only_new_images(tmp_path, capsys, good_dir, labels_file):
     out, cache = tmp_path / "tags.jsonl", tmp_path / "c"
     assert sigrl(capsys, *tag_args(good_dir, labels_file, out, cache)).code == 0

@@ -10,7 +10,7 @@ from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import make_rule
 from sigrl.tagging.job import choose_rule, run_tagging
 from sigrl.tagging.sidecar import Summary, label_hash
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.writers import meta_path, read_meta, read_records
 
 from tagging_images import save
 
@@ -186,3 +186,39 @@ def test_choose_rule_defaults_and_sources(tmp_path):
         choose_rule(LABELS, threshold_file=file)
     rule, _ = choose_rule(LABELS, topk=2, scores_mode="all")
     assert rule.topk == 2 and rule.scores_mode == "all"
+
+
+def test_resume_without_sidecar_is_refused_when_records_exist(tmp_path, folder):
+    out = tmp_path / "out.jsonl"
+    rule = make_rule(LABELS, topk=1)
+    run_tagging([folder], FakeRunner(), LABELS, rule, out)
+    meta_path(out).unlink()
+    content = out.read_bytes()
+    other = ["blue", "green", "red"]  # would mix label sets in one file
+    with pytest.raises(SigrlError, match="cannot resume without out.jsonl.meta.json"):
+        run_tagging([folder], FakeRunner(), other, make_rule(other, topk=1), out, resume=True)
+    assert out.read_bytes() == content and not meta_path(out).exists()
+    out.write_bytes(b"")  # nothing recorded yet (killed before the first record): nothing to mix
+    assert run_tagging([folder], FakeRunner(), LABELS, rule, out, resume=True).processed == 13
+
+
+def test_resume_refuses_a_sidecar_that_describes_no_run(tmp_path, folder):
+    from sigrl.tagging.writers import write_meta
+
+    out = tmp_path / "out.jsonl"
+    rule = make_rule(LABELS, topk=1)
+    run_tagging([folder], FakeRunner(), LABELS, rule, out)
+    write_meta(out, {"note": "hand-written"})
+    with pytest.raises(SigrlError, match="not the metadata of a sigrl tag run"):
+        run_tagging([folder], FakeRunner(), LABELS, rule, out, resume=True)
+
+
+def test_sidecar_is_written_before_the_first_record(tmp_path, folder):
+    out = tmp_path / "out.jsonl"
+
+    class Watching(FakeRunner):
+        def label_side(self, labels):
+            assert read_meta(out)["status"] == "running"  # already there when labels are encoded
+            super().label_side(labels)
+
+    run_tagging([folder], Watching(), LABELS, make_rule(LABELS, topk=1), out)

@@ -1,3 +1,6 @@
+import base64
+import csv
+import io
 import json
 import os
 import signal
@@ -29,14 +32,42 @@ def sample(n: int, start: int = 0) -> list:
 def test_round_trip(tmp_path, ext):
     out = tmp_path / f"tags.{ext}"
     records = sample(5) + [ok_record(WEIRD, [("ünïcode label", 0.125)])]
-    if ext != "parquet":
-        records.append(ok_record("bad-\udcff-bytes.jpg", []))  # a non-UTF-8 file name
+    records.append(ok_record("bad-\udcff-bytes.jpg", []))  # a non-UTF-8 file name
     with open_output(out) as o:
         o.write(records[:2])
         o.write(records[2:])
     assert read_records(out) == records
     if ext == "parquet":
         assert not journal_path(out).exists()
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv", "parquet"])
+def test_non_utf8_names_are_valid_text_and_exact_in_every_format(tmp_path, ext):
+    """path: the name with undecodable bytes as \\xNN; path_bytes: the exact bytes (base64 in text)."""
+    out = tmp_path / f"tags.{ext}"
+    name = os.fsdecode(b"photos/caf\xe9 \xff.jpg")  # Latin-1 bytes: not UTF-8
+    with open_output(out) as o:
+        o.write([ok_record(name, [("cat", 0.5)]), error_record("plain.jpg", "no such file")])
+    assert [r["path"] for r in read_records(out)] == [name, "plain.jpg"]
+    with open_output(out, resume=True) as o:  # resume recognises the name
+        assert o.is_done(name) and o.is_done("plain.jpg")
+    if ext == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+        assert rows[0]["path"] == "photos/caf\\xe9 \\xff.jpg" and rows[0]["path_bytes"] == b"photos/caf\xe9 \xff.jpg"
+        assert rows[1]["path_bytes"] is None
+        return
+    text = out.read_bytes().decode("utf-8")  # strict: the whole file is valid UTF-8
+    if ext == "jsonl":
+        first = json.loads(text.splitlines()[0])
+        assert first["path"] == "photos/caf\\xe9 \\xff.jpg"
+        assert base64.b64decode(first["path_bytes"]) == b"photos/caf\xe9 \xff.jpg"
+        assert "path_bytes" not in json.loads(text.splitlines()[1])
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert rows[0]["path"] == "photos/caf\\xe9 \\xff.jpg" and rows[1]["path_bytes"] == ""
+        assert base64.b64decode(rows[0]["path_bytes"]) == b"photos/caf\xe9 \xff.jpg"
 
 
 @pytest.mark.parametrize("ext", ["jsonl", "csv", "parquet"])
@@ -93,8 +124,54 @@ def test_jsonl_damage_in_the_middle_is_an_error(tmp_path):
     out = tmp_path / "tags.jsonl"
     lines = [json.dumps(r) for r in sample(3)]
     out.write_text("\n".join([lines[0], "garbage", lines[2]]) + "\n")
-    with pytest.raises(SigrlError, match="line 2 is not a valid record"):
+    with pytest.raises(SigrlError, match="line 2 is not a sigrl record"):
         open_output(out, resume=True)
+    out.write_text("\n".join([lines[0], "\0\0", lines[2]]) + "\n")  # zero fill, then records
+    with pytest.raises(SigrlError, match="line 2 is zero bytes but later lines are records"):
+        open_output(out, resume=True)
+
+
+FOREIGN = {
+    "jsonl-lines": ("tags.jsonl", b'{"a": 1}\n{"a": 2}\n'),
+    "jsonl-path-only": ("tags.jsonl", b'{"path": "x.jpg"}\n'),
+    "jsonl-no-newline": ("tags.jsonl", b'{"a": 1}'),
+    "jpeg-as-jsonl": ("x.jsonl", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\n\x01\x02\xff\xd9"),
+    "jpeg-no-newline": ("x.jsonl", b"\xff\xd8\xff\xe0\x00\x10JFIF\xff\xd9"),
+    "text-as-csv": ("x.csv", b"hello world"),
+    "other-csv": ("x.csv", b"name,value\na,1\n"),
+}
+
+
+@pytest.mark.parametrize("name, content", FOREIGN.values(), ids=FOREIGN.keys())
+def test_resume_never_touches_a_file_it_did_not_write(tmp_path, name, content):
+    out = tmp_path / name
+    out.write_bytes(content)
+    with pytest.raises(SigrlError, match="--overwrite"):
+        open_output(out, resume=True)
+    assert out.read_bytes() == content
+
+
+def test_resume_cuts_a_zero_filled_tail_after_records(tmp_path):
+    out = tmp_path / "tags.jsonl"
+    with open_output(out) as o:
+        o.write(sample(2))
+    good = out.read_bytes()
+    out.write_bytes(good + b"\0" * 40 + b"\n" + b"\0" * 10)
+    with open_output(out, resume=True) as o:
+        assert len(o.done) == 2
+    assert out.read_bytes() == good
+
+
+def test_foreign_parquet_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "tags.parquet"
+    pq.write_table(pa.table({"path": ["a"], "value": [1]}), out)
+    content = out.read_bytes()
+    with pytest.raises(SigrlError, match="not a sigrl Parquet output"):
+        open_output(out, resume=True)
+    assert out.read_bytes() == content
 
 
 def test_csv_torn_rows_are_repaired(tmp_path):

@@ -11,7 +11,7 @@ import typer
 def calibrate(
     data: Path = typer.Option(..., "--data", help="Labelled manifest (sigrl-manifest JSON Lines)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint, export directory, config name or open_clip spec. Default: the embedded model."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Thresholds file (.tsv). Default: next to the model, where `sigrl tag` finds it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Thresholds file (.tsv). Default: next to the model, where `sigrl tag` finds it (required for the embedded model)."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Label file to calibrate for (default: the manifest's labels). Thresholds hold for this exact label set."),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnx or trt: calibrate with the backend you will tag with."),
     device: str = typer.Option("auto", "--device"),
@@ -23,19 +23,16 @@ def calibrate(
 ) -> None:
     """Fit one threshold per label (best F1 on DATA) for use with `sigrl tag --threshold-file`."""
     from sigrl.data.manifest import load_manifest
-    from sigrl.errors import SigrlError
     from sigrl.runtime import LabelCache, open_runner
-    from sigrl.tagging.calibrate import calibrate as fit, thresholds_path_for, write_calibration
+    from sigrl.tagging.calibrate import calibrate as fit, default_thresholds_path, write_calibration
     from sigrl.tagging.job import apply_prompt, resolve_model
     from sigrl.tagging.sidecar import label_hash
     from sigrl.tagging.labels import read_labels
 
+    target = resolve_model(model)
+    path = out or default_thresholds_path(target)
     manifest = load_manifest(data)
     names = read_labels(labels) if labels is not None else list(manifest.labels)
-    target = resolve_model(model)
-    path = out or thresholds_path_for(target)
-    if path is None:
-        raise SigrlError(f"{target} is not a file or export directory, so there is no place next to it; pass --out")
     cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
     with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:
         apply_prompt(runner, prompt)

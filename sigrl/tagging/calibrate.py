@@ -58,6 +58,24 @@ def thresholds_path_for(model: str | os.PathLike[str] | None) -> Path | None:
     return None
 
 
+def default_thresholds_path(model: str | os.PathLike[str]) -> Path:
+    """Where `sigrl calibrate` writes without --out: next to the model, but only where that place is
+    the user's. Thresholds beside the embedded model would change `sigrl tag`'s default for every
+    user of the install, so they (and unwritable places) need an explicit --out."""
+    path = thresholds_path_for(model)
+    if path is None:
+        raise SigrlError(f"{model} is not a file or export directory, so there is no place next to it; pass --out FILE.tsv")
+    package = Path(__file__).resolve().parents[1]
+    if path.resolve().is_relative_to(package):
+        raise SigrlError(
+            f"{model} belongs to the sigrl install: thresholds next to it would change `sigrl tag`'s default "
+            "for every user of this install. Pass --out FILE.tsv, then tag with --threshold-file FILE.tsv"
+        )
+    if not os.access(path.parent, os.W_OK):
+        raise SigrlError(f"{path.parent} is not writable; pass --out FILE.tsv somewhere you can write")
+    return path
+
+
 def stored_thresholds(model: str | os.PathLike[str] | None, labels: Sequence[str]) -> tuple[Path, dict[str, float]] | None:
     """The model's stored thresholds if they exist and cover exactly `labels`, else None."""
     path = thresholds_path_for(model)

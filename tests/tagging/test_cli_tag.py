@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -345,6 +346,19 @@ def test_calibrate_then_tag_with_the_thresholds(tmp_path, capsys):
     reported = float(result.out.split("macro F1 ")[1].split()[0])
     assert np.mean(f1_tagged) == pytest.approx(reported, abs=1e-3)
     assert reported > 0.0
+
+
+def test_calibrate_never_writes_into_the_install(tmp_path, capsys):
+    from sigrl import default_model
+
+    package = Path(default_model.path()).parent
+    before = sorted(p.name for p in package.iterdir())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("")
+    result = sigrl(capsys, "calibrate", "--data", manifest, "--label-cache", tmp_path / "c")  # embedded model, no --out
+    assert result.code == 2 and "belongs to the sigrl install" in result.err and "--out" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in package.iterdir()) == before
 
 
 def test_thresholds_next_to_the_model_are_the_default(tmp_path, capsys, good_dir, labels_file):

@@ -172,6 +172,13 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def default_out_dir(quick: bool, machine: str) -> Path:
+    """Where a run writes without --out. A full run refreshes this machine's reference results
+    (bench/results/<machine-id>/, committed); a quick run is a smoke test whose small numbers must
+    never replace them, so it writes to sigrl-bench-quick/<machine-id>/ instead."""
+    return Path("sigrl-bench-quick" if quick else "bench/results") / machine
+
+
 def write_reports(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write every output into `out`; returns {kind: path} of the files written."""
     out.mkdir(parents=True, exist_ok=True)

@@ -34,12 +34,12 @@ def bench(
     precisions: Optional[str] = typer.Option(None, "--precisions", help="Comma list of fp32, bf16, fp16, int8 (default: all)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Batch sizes for model-only throughput (default 1,4,8,16,32,64)."),
     labels_sweep: Optional[str] = typer.Option(None, "--labels-sweep", help="Label counts for head scaling (default 20,81,1006)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default bench/results/<machine-id>/)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default bench/results/<machine-id>/; with --quick sigrl-bench-quick/<machine-id>/, so a smoke test never replaces the reference results)."),
     quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about a minute on 2 cores (CI smoke test)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this (or a row failed)."),
 ) -> None:
     """Measure every backend x precision on the same model and data; write JSON, CSV, Markdown and a plot."""
-    from sigrl.bench.report import PLOT_HINT, below_floor, write_reports
+    from sigrl.bench.report import PLOT_HINT, below_floor, default_out_dir, write_reports
     from sigrl.bench.run import BenchConfig, run_bench
     from sigrl.environment import machine_id
 
@@ -56,7 +56,7 @@ def bench(
     command = shlex.join(["sigrl", "bench", *(["--quick"] if quick else []),
                           *(a for k, v in given.items() if v is not None for a in (k, str(v)))])
     result = run_bench(config, command=command)
-    folder = out or Path("bench") / "results" / machine_id()
+    folder = out or default_out_dir(quick, machine_id())
     files = write_reports(result, folder)
     typer.echo(files["markdown"].read_text())
     for kind, path in files.items():

@@ -24,11 +24,12 @@ def synth(
     test: int = typer.Option(5000, "--test"),
     image_size: int = typer.Option(64, "--image-size"),
     workers: int = typer.Option(0, "--workers", help="Processes (0: one per core); the output does not depend on it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the world already in --out (its images/ and split manifests)."),
 ) -> None:
     """Generate the colour-shape world deterministically from a seed."""
     start = time.perf_counter()
     spec = SynthSpec(out=out, seed=seed, sizes={"train": train, "val": val, "test": test},
-                     image_size=image_size, workers=workers)
+                     image_size=image_size, workers=workers, overwrite=overwrite)
     paths = run_synth(spec)
     elapsed = time.perf_counter() - start
     total = train + val + test

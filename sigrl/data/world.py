@@ -17,6 +17,7 @@ import io
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class SynthSpec:
     sizes: dict[str, int]
     image_size: int = 64
     workers: int = 0  # 0: one per CPU core
+    overwrite: bool = False  # replace the world already in `out` (else a non-empty `out` is refused)
 
 
 def _pool_for(split: str) -> list[tuple[str, str]]:
@@ -86,6 +88,7 @@ def synth(spec: SynthSpec) -> dict[str, Path]:
     if unknown or any(n < 0 for n in spec.sizes.values()):
         raise SigrlError(f"split sizes must be non-negative counts for {SPLITS}, got {spec.sizes}")
     out = Path(spec.out)
+    _prepare_out(out, spec.overwrite)
     workers = spec.workers or os.cpu_count() or 1
     manifests: dict[str, Path] = {}
     # fork keeps start-up cheap; the result does not depend on the worker count or start method
@@ -109,6 +112,24 @@ def synth(spec: SynthSpec) -> dict[str, Path]:
             manifests[split] = out / f"{split}.jsonl"
             write_manifest(manifest, manifests[split])
     return manifests
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """An earlier world in `out` would leave its splits and images beside the new ones (a smaller
+    rerun keeps the old extra images), so a non-empty folder is refused unless `overwrite`, which
+    removes only what synth writes."""
+    if out.exists() and not out.is_dir():
+        raise SigrlError(f"{out} is a file; --out must be a folder (new or empty)")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise SigrlError(
+            f"{out} is not empty; choose a new folder, or pass --overwrite to replace the world in it "
+            "(its images/ folder and split manifests are deleted first)"
+        )
+    shutil.rmtree(out / "images", ignore_errors=True)
+    for split in SPLITS:
+        (out / f"{split}.jsonl").unlink(missing_ok=True)
 
 
 def contact_sheet(manifest: Manifest, count: int = 12, columns: int = 4, scale: int = 3) -> Image.Image:

@@ -133,3 +133,27 @@ def test_an_export_directory_is_a_model_and_its_source_feeds_the_torch_rows(tmp_
     assert found.spec == str(checkpoint) and found.export == str(export)
     with pytest.raises(SigrlError, match="no such checkpoint"):
         resolve_model(str(tmp_path / "missing.safetensors"))
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_quick_run_never_writes_over_the_reference_results(tmp_path, monkeypatch, quick):
+    """The committed bench/results/<machine-id>/ is only the default of a full run."""
+    import sigrl.bench.report as report
+    import sigrl.bench.run as run
+    from typer.testing import CliRunner
+
+    from sigrl.cli.main import app
+
+    written = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run, "run_bench", lambda config, command: {"rows": []})
+    (tmp_path / "bench.md").write_text("table")
+
+    def write_reports(result, folder):
+        written.append(folder)
+        return {"markdown": tmp_path / "bench.md", "plot": tmp_path / "bench.png"}
+
+    monkeypatch.setattr(report, "write_reports", write_reports)
+    result = CliRunner().invoke(app, ["bench", *(["--quick"] if quick else [])])
+    assert result.exit_code == 0, result.output
+    assert written[0].parts[0] == ("sigrl-bench-quick" if quick else "bench")

@@ -35,3 +35,18 @@ def test_convert_raises_a_clear_error_for_a_wrong_root(tmp_path: Path) -> None:
     assert isinstance(out.exception, SigrlError)  # main() turns it into one stderr line and exit 2
     assert "ImageSets/Main" in str(out.exception)
     assert not (tmp_path / "m.jsonl").exists()
+
+
+
+def test_synth_refuses_a_non_empty_folder_unless_overwrite(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    args = ["data", "synth", "--out", str(world), "--seed", "3", "--val", "0", "--workers", "1"]
+    assert runner.invoke(app, [*args, "--train", "3", "--test", "2"]).exit_code == 0
+    before = sorted(p.relative_to(world) for p in world.rglob("*"))
+    again = runner.invoke(app, [*args, "--train", "2", "--test", "0"])
+    assert isinstance(again.exception, SigrlError) and "--overwrite" in str(again.exception)
+    assert sorted(p.relative_to(world) for p in world.rglob("*")) == before
+    replaced = runner.invoke(app, [*args, "--train", "2", "--test", "0", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert sorted(p.name for p in world.glob("*.jsonl")) == ["train.jsonl"]  # no stale test split
+    assert len(list((world / "images").rglob("*.png"))) == 2

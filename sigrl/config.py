@@ -66,6 +66,8 @@ class HeadConfig:
 
     variant: "clip" (global score only), "mkt" (top-k local + global on raw patches), "sigrl" (full).
     gmc / svfr switch the two SigRL modules for ablations; both off is exactly the mkt head.
+    gmc_residual: GMC returns H + gate * GAT(H) (gate 0 at initialisation) instead of the
+    reference's GAT(H), which collapses every label to one vector (see sigrl.model.gmc).
     label_chunk bounds the head's memory: the SVFR head is computed exactly over label chunks of
     this size (None: all labels at once).
     """
@@ -77,6 +79,7 @@ class HeadConfig:
     gmc_heads: int = 4
     gmc_head_dim: int = 32
     gmc_dropout: float = 0.3
+    gmc_residual: bool = True
     leaky_slope: float = 0.2
     label_chunk: int | None = 64
 

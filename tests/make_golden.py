@@ -17,6 +17,7 @@ LABELS = ["red circle", "blue square", "green triangle", "yellow star", "purple 
 VARIANTS = {
     "sigrl": {},
     "sigrl-no-gmc": {"gmc": False},
+    "sigrl-reference-gmc": {"gmc_residual": False},
     "sigrl-no-svfr": {"svfr": False},
     "mkt": {"variant": "mkt"},
     "clip": {"variant": "clip"},
@@ -35,6 +36,8 @@ def compute() -> dict[str, list[list[float]]]:
     out = {}
     for name, head in VARIANTS.items():
         model = create_model(load_config("sigrl-tiny").replace(head=head), seed=0).eval()
+        if model.gmc is not None and model.gmc.gate is not None:
+            model.gmc.gate.data.fill_(0.5)  # the residual gate starts at 0; a trained one is not
         with torch.no_grad():
             scores = model(model.normalize_uint8(images), model.encode_labels(LABELS))
         out[name] = scores.tolist()

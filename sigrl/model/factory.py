@@ -66,6 +66,14 @@ def save_model(
     save_tensors(Path(path), model.state_dict(), meta)
 
 
+def _legacy_defaults(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Checkpoints written before a head option existed used its old behaviour: say so explicitly."""
+    head = config.get("head")
+    if isinstance(head, Mapping) and head.get("gmc", True) and "gmc_residual" not in head:
+        return {**config, "head": {**head, "gmc_residual": False}}  # the reference form
+    return config
+
+
 def load_model(path: str | Path) -> SigRL:
     """A model from a sigrl checkpoint; needs nothing but the file."""
     path = Path(path)
@@ -73,7 +81,7 @@ def load_model(path: str | Path) -> SigRL:
     if meta.get("format") != MODEL_FORMAT:
         found = meta.get("format", "no sigrl metadata")
         raise SigrlError(f"{path}: not a sigrl model checkpoint ({found}); CLIP checkpoints go in backbone.pretrained")
-    cfg = config_from_dict(meta["config"], where=f"{path} metadata")
+    cfg = config_from_dict(_legacy_defaults(meta["config"]), where=f"{path} metadata")
     model = SigRL(cfg, build_clip(meta["arch"]), meta["arch"])
     try:
         model.load_state_dict(load_tensors(path), strict=True)

@@ -43,14 +43,25 @@ class GATv2Layer(nn.Module):
 
 
 class GMC(nn.Module):
-    """H [N, D] -> Hg [N, D]: GATv2(heads x head_dim, concat) -> ELU -> GATv2(1 head, D)."""
+    """H [N, D] -> Hg [N, D]: GATv2(heads x head_dim, concat) -> ELU -> GATv2(1 head, D).
 
-    def __init__(self, dim: int, heads: int = 4, head_dim: int = 32, dropout: float = 0.3, slope: float = 0.2):
+    The reference form returns the graph output itself. On a complete graph two freshly
+    initialised GATv2 layers average nearly uniformly over all labels, so every label comes out
+    as almost the same vector (mean pairwise cosine 1.0000 where H has 0.36), and training never
+    leaves that point. `residual=True` returns H + gate * GAT(H) with a learnable scalar gate that
+    starts at 0: GMC is exactly the identity at initialisation, labels stay as distinct as H
+    makes them, and the gate grows only as far as the correlations help the loss.
+    """
+
+    def __init__(self, dim: int, heads: int = 4, head_dim: int = 32, dropout: float = 0.3, slope: float = 0.2,
+                 residual: bool = True):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.layer1 = GATv2Layer(dim, head_dim, heads, concat=True, slope=slope, dropout=dropout)
         self.layer2 = GATv2Layer(heads * head_dim, dim, 1, concat=False, slope=slope, dropout=dropout)
+        self.gate = nn.Parameter(torch.zeros(())) if residual else None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = F.elu(self.layer1(self.dropout(h)))  # [N, heads*head_dim]
-        return self.layer2(self.dropout(x))  # [N, D]
+        out = self.layer2(self.dropout(x))  # [N, D]
+        return out if self.gate is None else h + self.gate * out

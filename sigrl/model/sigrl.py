@@ -46,7 +46,8 @@ class SigRL(nn.Module):
         self.clip = clip
         head = config.head
         dim = clip.text_projection.shape[-1] if isinstance(clip.text_projection, torch.Tensor) else clip.text_projection.out_features
-        self.gmc = GMC(dim, head.gmc_heads, head.gmc_head_dim, head.gmc_dropout, head.leaky_slope) if head.uses_gmc else None
+        self.gmc = GMC(dim, head.gmc_heads, head.gmc_head_dim, head.gmc_dropout, head.leaky_slope,
+                       head.gmc_residual) if head.uses_gmc else None
         self.svfr = SVFR(dim) if head.uses_svfr else None
         pre = config.preprocess
         # Normalisation lives in the model so that inputs can travel as uint8 (4x less traffic).

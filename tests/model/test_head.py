@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -38,8 +40,37 @@ def test_head_does_not_couple_images_of_a_batch(tiny_model, tiny_images):
     assert (batch - single).abs().max().item() <= 1e-5
 
 
+def _mean_pairwise_cosine(x: torch.Tensor) -> float:
+    unit = torch.nn.functional.normalize(x, dim=-1)
+    cos = unit @ unit.T
+    n = len(x)
+    return float((cos.sum() - cos.diagonal().sum()) / (n * (n - 1)))
+
+
+def _label_like(n: int, dim: int) -> torch.Tensor:
+    """Embeddings with a shared component, as a text encoder's prompts have (mean cosine ~0.35)."""
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(n, dim, generator=gen) + 0.75 * torch.randn(1, dim, generator=gen)
+
+
+def test_gmc_keeps_labels_apart_at_initialisation(tiny_model):
+    from sigrl.model.gmc import GMC
+
+    torch.manual_seed(0)
+    h = _label_like(24, tiny_model.dim)
+    base = _mean_pairwise_cosine(h)
+    assert 0.2 < base < 0.6
+    with torch.no_grad():
+        residual = GMC(tiny_model.dim).eval()(h)
+        reference = GMC(tiny_model.dim, residual=False).eval()(h)
+    assert abs(_mean_pairwise_cosine(residual) - base) < 0.02
+    # the reference form maps every label to nearly one vector: what the residual is there to prevent
+    assert _mean_pairwise_cosine(reference) > 0.95
+
+
 def test_gmc_is_permutation_equivariant(tiny_model):
-    gmc = tiny_model.gmc.eval()
+    gmc = copy.deepcopy(tiny_model.gmc).eval()
+    gmc.gate.data.fill_(1.0)  # as after training: the graph term is live
     torch.manual_seed(0)
     h = torch.randn(13, tiny_model.dim)
     perm = torch.randperm(13)

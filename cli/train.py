@@ -21,9 +21,15 @@ def train(
     variant: str = typer.Option("sigrl", "--variant", help="Head: sigrl or mkt."),
     no_gmc: bool = typer.Option(False, "--no-gmc", help="Ablation: SigRL without GMC."),
     no_svfr: bool = typer.Option(False, "--no-svfr", help="Ablation: SigRL without SVFR."),
+    reference_gmc: bool = typer.Option(False, "--reference-gmc", help="GMC without its residual (the reference form; it collapses)."),
+    head_steps: int = typer.Option(0, "--head-steps", help="Head-only steps on cached backbone features before the epochs."),
+    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Peak rate of the fresh heads (default 1e-3)."),
+    compile_head: bool = typer.Option(False, "--compile", help="torch.compile the head-only step (~3x faster on CPU)."),
+    margin: float = typer.Option(1.0, "--margin", help="OV ranking margin."),
+    rank_scale: str = typer.Option("sqrt_n", "--rank-scale", help="OV: rank sqrt(N)-scaled scores (sqrt_n) or raw ones (none, the reference)."),
     topk: Optional[int] = typer.Option(None, "--topk", help="Patches in the local score (default: the model config's)."),
     loss: str = typer.Option("em", "--loss", help="SPML loss: an, em or em_pl."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Default 20 (ov) / 10 (spml)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="End-to-end epochs; default 20 (ov) / 10 (spml); 0 with --head-steps: heads only."),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 1e-4 (ov, AdamW) / 1e-5 (spml, Adam)."),
     warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs"),
@@ -45,7 +51,8 @@ def train(
         raise typer.BadParameter("--data and --init are required unless --resume is given")
     cfg = TrainConfig(
         setting=setting, data=str(data), init=str(init), out=str(out), val=str(val) if val else None,
-        variant=variant, gmc=not no_gmc, svfr=not no_svfr, topk=topk, loss=loss, epochs=epochs,
+        variant=variant, gmc=not no_gmc, gmc_residual=not reference_gmc, svfr=not no_svfr, topk=topk,
+        head_steps=head_steps, head_lr=head_lr, compile=compile_head, margin=margin, rank_scale=rank_scale, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, trainable_blocks=trainable_blocks,
         alpha=alpha, beta=beta, pl_threshold=pl_threshold, pl_temperature=pl_temperature, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads, precision=precision,
     )

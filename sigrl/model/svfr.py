@@ -33,7 +33,9 @@ def _patch_weights(proj: nn.Linear, feats: torch.Tensor, queries: torch.Tensor) 
     if queries.dim() == 2:
         queries = queries.unsqueeze(0)
     logits = proj(torch.tanh(feats.unsqueeze(2) * queries.unsqueeze(1)))  # [B, P, n, D]
-    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))  # <= 1: safe in fp16 too
+    # The max only keeps exp in range (<= 1: safe in fp16 too); a softmax does not depend on it, so
+    # it is detached: its backward (an argmax mask over the big tensor) cost a third of a training step.
+    e = torch.exp(logits - logits.detach().amax(dim=1, keepdim=True))
     return e, 1.0 / e.sum(dim=1)
 
 

@@ -28,7 +28,8 @@ from sigrl.checkpoint import load_tensors
 from sigrl.model import SigRL, create_model, save_model
 from sigrl.train import losses as L
 from sigrl.train.batches import augment, batches, epoch_generator, steps_per_epoch
-from sigrl.train.optim import build_optimizer, lr_at, param_groups, set_lr
+from sigrl.train.head_phase import cache_features, compiled, sample_batches
+from sigrl.train.optim import build_optimizer, lr_at, param_groups, set_lr, warmup_cosine
 from sigrl.train.recipe import TrainConfig, read_run_config
 from sigrl.train.setup import RunData, compute_pseudo_labels, device_for, frozen_teacher, load_run_data, \
     model_config, teacher_features
@@ -78,15 +79,21 @@ def _prepare(cfg: TrainConfig) -> Run:
     return Run(cfg, model, data, device, optimizer, teacher, logit, pseudo, label_h, Path(cfg.out))
 
 
-def _loss(run: Run, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """The setting's loss on one batch of normalised images x [B, 3, S, S]."""
-    cfg, model = run.cfg, run.model
+def _scores(run: Run, g: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """Scores [B, L] over the training labels; GMC runs on them inside the step so it trains."""
+    return run.model.score_features(g, feats, run.model.label_side(run.label_h))
+
+
+def _objective(run: Run, idx: torch.Tensor, scores: torch.Tensor, g: torch.Tensor | None = None,
+               teacher_g: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The setting's loss on one batch. OV adds distillation when the backbone trains (teacher_g given)."""
+    cfg = run.cfg
     targets = run.data.train.targets[idx].to(run.device)  # [B, L]
-    g, feats = model.encode_image(x)
-    scores = model.score_features(g, feats, model.label_side(run.label_h))  # [B, L]
     if cfg.setting == "ov":
-        rank = L.ranking_loss(scores.float(), targets, cfg.margin)
-        distill = L.distillation_loss(g, teacher_features(run.teacher, x))
+        rank = L.ranking_loss(scores.float(), targets, cfg.margin, L.rank_scale(cfg.rank_scale, scores.shape[1]))
+        if teacher_g is None:
+            return rank, {"rank": float(rank.detach())}
+        distill = L.distillation_loss(g, teacher_g)
         return rank + cfg.distill_weight * distill, {"rank": float(rank.detach()), "distill": float(distill.detach())}
     logits = run.logit(scores.float())
     if cfg.loss == "an":
@@ -96,6 +103,50 @@ def _loss(run: Run, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, d
     else:
         loss = L.em_pl_loss(logits, targets, run.pseudo[idx].to(run.device), cfg.alpha, cfg.beta)
     return loss, {}
+
+
+def _loss(run: Run, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The end-to-end loss on one batch of normalised images x [B, 3, S, S]."""
+    g, feats = run.model.encode_image(x)
+    teacher_g = teacher_features(run.teacher, x) if run.cfg.setting == "ov" else None
+    return _objective(run, idx, _scores(run, g, feats), g, teacher_g)
+
+
+def _optimizer_step(run: Run, loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise SigrlError(f"loss became {float(loss)} at step {step}; lower --lr / --head-lr")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+
+
+def _add(sums: dict[str, float], loss: torch.Tensor, parts: dict[str, float]) -> None:
+    for k, v in {"loss": float(loss.detach()), **parts}.items():
+        sums[k] = sums.get(k, 0.0) + v
+
+
+def _head_phase(run: Run) -> dict[str, float]:
+    """cfg.head_steps steps of the heads alone on cached frozen-backbone features."""
+    cfg, model = run.cfg, run.model
+    start = time.perf_counter()
+    cache = cache_features(model, run.data.train.images, cfg.flip, run.device, cfg.eval_batch_size)
+    cache_seconds = time.perf_counter() - start
+    score = compiled(lambda g, feats: _scores(run, g, feats), cfg.compile)
+    plan = sample_batches(len(run.data.train), cfg.batch_size, cache.views, cfg.head_steps,
+                          epoch_generator(cfg.seed, -1))
+    model.train()
+    sums: dict[str, float] = {}
+    start = time.perf_counter()
+    for step, (idx, view) in enumerate(tqdm(plan, desc="head phase", leave=False, disable=None)):
+        g, feats = (t.to(run.device) for t in cache.batch(idx, view))
+        set_lr(run.optimizer, 0.0, warmup_cosine(cfg.head_lr, cfg.min_lr, step, cfg.head_warmup_steps, cfg.head_steps))
+        with _autocast(run.device, cfg.precision):
+            loss, parts = _objective(run, idx, score(g, feats))
+        _optimizer_step(run, loss, step)
+        _add(sums, loss, parts)
+    seconds = time.perf_counter() - start
+    return {**{k: v / len(plan) for k, v in sums.items()}, "cache_seconds": round(cache_seconds, 2),
+            "train_seconds": round(seconds, 2), "steps_per_second": round(len(plan) / max(seconds, 1e-9), 2)}
 
 
 def _train_epoch(run: Run, epoch: int, step: int, total: int) -> tuple[int, dict[str, float]]:
@@ -109,17 +160,14 @@ def _train_epoch(run: Run, epoch: int, step: int, total: int) -> tuple[int, dict
     for idx in bar:
         x = augment(run.data.train.images[idx], gen, cfg.flip, cfg.crop_scale).to(run.device)
         x = (x - model.pixel_mean) / model.pixel_std  # [B, 3, S, S]
-        set_lr(run.optimizer, lr_at(cfg, step, total, per_epoch))
+        lr = lr_at(cfg, step, total, per_epoch)
+        # the heads follow the backbone's schedule, scaled to their own peak rate
+        set_lr(run.optimizer, lr, lr * cfg.head_lr / cfg.lr if cfg.lr > 0 else cfg.head_lr)
         with _autocast(run.device, cfg.precision):
             loss, parts = _loss(run, idx, x)
-        if not torch.isfinite(loss):
-            raise SigrlError(f"loss became {float(loss)} at step {step}; lower --lr")
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+        _optimizer_step(run, loss, step)
         step += 1
-        for k, v in {"loss": float(loss.detach()), **parts}.items():
-            sums[k] = sums.get(k, 0.0) + v
+        _add(sums, loss, parts)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     return step, {k: v / per_epoch for k, v in sums.items()}
 
@@ -162,6 +210,26 @@ def _end_epoch(run: Run, progress: dict[str, Any], record: dict[str, Any]) -> No
         shutil.copyfile(run.out / "last.safetensors", run.out / "best.safetensors")
 
 
+def _rates(run: Run) -> dict[str, float]:
+    """The current peak rates: the top backbone layer's and the heads'."""
+    groups = run.optimizer.param_groups
+    return {"lr": max((g["lr"] for g in groups if not g.get("head")), default=0.0),
+            "head_lr": max((g["lr"] for g in groups if g.get("head")), default=0.0)}
+
+
+def _run_head_phase(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
+    """The head-only phase, validated and saved like an epoch (epoch 0 in metrics.jsonl)."""
+    means = _head_phase(run)
+    val = validate(run)
+    progress = {**progress, "head_steps": run.cfg.head_steps, "best_epoch": 0, "best_val_mAP": val,
+                "seconds": round(progress["seconds"] + means["cache_seconds"] + means["train_seconds"], 2)}
+    record = {"epoch": 0, "phase": "head", "step": 0, "head_steps": run.cfg.head_steps, **_rates(run), **means,
+              "val_mAP": val}
+    log.info("head phase: %s", json.dumps(record))
+    _end_epoch(run, progress, record)
+    return progress
+
+
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
     """Train (or continue) a run in `cfg.out`; returns the final progress record.
 
@@ -183,6 +251,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
         log.info("resumed %s at epoch %d (step %d)", out, progress["epoch"], progress["step"])
     else:
         cfg.write(out / "config.json", run.model.config.to_dict())
+    if progress.get("head_steps", 0) < cfg.head_steps:  # a fresh run (the phase is never split)
+        progress = _run_head_phase(run, progress)
     per_epoch = steps_per_epoch(len(run.data.train), cfg.batch_size)
     total = per_epoch * cfg.epochs
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -196,7 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
                     "seconds": round(progress["seconds"] + time.perf_counter() - start, 2)}
         if better:
             progress.update(best_epoch=epoch + 1, best_val_mAP=val)
-        record = {"epoch": epoch + 1, "step": step, "lr": run.optimizer.param_groups[-1]["lr"], **means,
+        record = {"epoch": epoch + 1, "step": step, **_rates(run), **means,
                   "val_mAP": val, "train_seconds": round(train_seconds, 2),
                   "images_per_second": round(per_epoch * cfg.batch_size / max(train_seconds, 1e-9), 1)}
         log.info("epoch %d: %s", epoch + 1, json.dumps(record))

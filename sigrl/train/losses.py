@@ -1,6 +1,6 @@
 """Training losses of both settings.
 
-Open vocabulary (OV): a per-image pairwise ranking hinge on raw scores plus an L1 distillation of
+Open vocabulary (OV): a per-image pairwise ranking hinge on (sqrt(N)-scaled) scores plus an L1 distillation of
 the student's global image feature towards a frozen copy of the initial CLIP.
 
 Single positive (SPML): AN, EM and EM+PL on sigmoid probabilities. SigRL scores are L2-normalised
@@ -24,23 +24,41 @@ from torch import nn
 _EPS = 1e-7
 
 
-def ranking_loss(scores: torch.Tensor, targets: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """Hinge max(0, margin + s_neg - s_pos) over all (positive, negative) pairs of each image.
+def ranking_loss(scores: torch.Tensor, targets: torch.Tensor, margin: float = 1.0,
+                 scale: float = 1.0) -> torch.Tensor:
+    """Hinge max(0, margin + scale * (s_neg - s_pos)) over all (positive, negative) pairs of each image.
 
     Per image the hinge sum is divided by the number of violating pairs (pairs with a non-zero
     hinge), so an image's weight does not grow with its pair count; an image without violating
     pairs (or without a positive or a negative) contributes 0. The result is the batch mean.
-    scores, targets: [B, N].
+    scores, targets: [B, N]. `scale` puts the scores on the margin's scale (see `rank_scale`).
     """
     pos = (targets == 1).to(scores.dtype)  # [B, N]
     neg = (targets == -1).to(scores.dtype)  # [B, N]
     # [B, P=N, Q=N]: pair (i = positive label, j = negative label)
+    scores = scores * scale
     hinge = (margin + scores.unsqueeze(1) - scores.unsqueeze(2)).clamp(min=0)
     pair = pos.unsqueeze(2) * neg.unsqueeze(1)
     hinge = hinge * pair
     violating = ((hinge > 0) & (pair > 0)).sum(dim=(1, 2)).to(scores.dtype)  # [B]
     per_image = hinge.sum(dim=(1, 2)) / violating.clamp(min=1)
     return per_image.mean()
+
+
+def rank_scale(kind: str, n_labels: int) -> float:
+    """The factor the ranking hinge multiplies scores by.
+
+    SigRL scores are L2-normalised over the N labels, so their entries are ~1/sqrt(N): measured on
+    the world they lie in about [-0.12, 0.26] and no positive-negative gap reached the reference
+    margin of 1, so every pair always violated and the hinge was a plain mean difference with no
+    focus on hard pairs. "sqrt_n" ranks sqrt(N) * score (entries of order 1, independent of N),
+    where a margin of 1 is reachable; "none" is the reference.
+    """
+    if kind == "sqrt_n":
+        return math.sqrt(n_labels)
+    if kind == "none":
+        return 1.0
+    raise ValueError(f"unknown rank scale {kind!r}")
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

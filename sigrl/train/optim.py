@@ -52,25 +52,27 @@ def set_trainable(model: SigRL, blocks: int) -> list[nn.Parameter]:
 def param_groups(
     model: SigRL, cfg: TrainConfig, extra: Iterable[nn.Parameter] = ()
 ) -> list[dict[str, Any]]:
-    """AdamW/Adam groups: lr scale decay^(depth + 1 - layer) per layer; no weight decay on 1-D params.
+    """AdamW/Adam groups: lr scale decay^(depth + 1 - layer) per backbone layer; no weight decay on 1-D params.
 
-    The heads (GMC, SVFR) and any `extra` parameters (the SPML logit scale) share the top layer's
-    scale 1. Groups carry `lr_scale`; `set_lr` multiplies it with the scheduled rate.
+    The fresh heads (GMC, SVFR) and any `extra` parameters (the SPML logit scale) form groups of
+    their own marked `head`: `set_lr` gives them the head rate instead of the backbone's.
     """
     set_trainable(model, cfg.trainable_blocks)
     depth = len(model.clip.visual.transformer.resblocks)
-    layers = _visual_layers(model, cfg.trainable_blocks)
+    layers = [(layer, named, False) for layer, named in _visual_layers(model, cfg.trainable_blocks)]
     head = [(f"head.{n}", p) for m in (model.gmc, model.svfr) if m is not None for n, p in m.named_parameters()]
     head += [(f"extra.{i}", p) for i, p in enumerate(extra)]
-    layers[-1] = (depth + 1, layers[-1][1] + head)
+    if head:
+        layers.append((depth + 1, head, True))
     groups = []
-    for layer, named in layers:
-        scale = cfg.layer_decay ** (depth + 1 - layer)
+    for layer, named, is_head in layers:
+        scale = 1.0 if is_head else cfg.layer_decay ** (depth + 1 - layer)
         decay = [p for _, p in named if p.ndim >= 2]
         flat = [p for _, p in named if p.ndim < 2]
         for params, wd in ((decay, cfg.weight_decay), (flat, 0.0)):
             if params:
-                groups.append({"params": params, "weight_decay": wd, "lr_scale": scale, "layer": layer})
+                groups.append({"params": params, "weight_decay": wd, "lr_scale": scale, "layer": layer,
+                               "head": is_head})
     n_train = sum(p.numel() for g in groups for p in g["params"])
     log.info("trainable parameters: %d in %d groups (layer decay %.2f)", n_train, len(groups), cfg.layer_decay)
     return groups
@@ -84,14 +86,17 @@ def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.opt
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
     """Linear warm-up over `warmup_epochs`, then a cosine from lr down to min_lr at the last step."""
-    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    span = max(1, total_steps - warm)
-    progress = min(1.0, (step - warm) / span)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+    return warmup_cosine(cfg.lr, cfg.min_lr, step, int(round(cfg.warmup_epochs * steps_per_epoch)), total_steps)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def warmup_cosine(peak: float, floor: float, step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, head_lr: float) -> None:
+    """Backbone groups get lr times their layer scale, head groups head_lr."""
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = head_lr if group.get("head") else lr * group.get("lr_scale", 1.0)

@@ -40,7 +40,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
         base = ModelConfig(name=f"sigrl-{Path(init).stem}", backbone=BackboneConfig(arch=None, pretrained=init))
     else:
         base = load_config(init)
-    head: dict[str, Any] = {"variant": cfg.variant, "gmc": cfg.gmc, "svfr": cfg.svfr}
+    head: dict[str, Any] = {"variant": cfg.variant, "gmc": cfg.gmc, "gmc_residual": cfg.gmc_residual, "svfr": cfg.svfr}
     if cfg.topk is not None:
         head["topk"] = cfg.topk
     return base.replace(head=head)

@@ -10,7 +10,7 @@ import torch
 from sigrl.checkpoint import load_tensors
 from sigrl.errors import SigrlError
 from sigrl.train import loop
-from sigrl.train.optim import lr_at, param_groups
+from sigrl.train.optim import lr_at, param_groups, set_lr
 from sigrl.train.recipe import TrainConfig
 
 
@@ -77,8 +77,14 @@ def test_layer_decay_and_schedule(tiny_world, tmp_path):
     cfg = _cfg(tiny_world, tmp_path).resolved()
     run = loop._prepare(cfg)
     groups = param_groups(run.model, cfg)
-    scales = {g["layer"]: g["lr_scale"] for g in groups}
+    scales = {g["layer"]: g["lr_scale"] for g in groups if not g["head"]}
     assert scales == {1: pytest.approx(0.65 ** 2), 2: pytest.approx(0.65), 3: 1.0}  # 2-block tiny ViT
+    # the fresh heads are groups of their own, holding exactly GMC's and SVFR's parameters
+    head = {id(p) for g in groups if g["head"] for p in g["params"]}
+    assert head == {id(p) for m in (run.model.gmc, run.model.svfr) for p in m.parameters()}
+    set_lr(run.optimizer, 1e-4, 3e-3)
+    for g in run.optimizer.param_groups:
+        assert g["lr"] == pytest.approx(3e-3 if g["head"] else 1e-4 * g["lr_scale"])
     decayed = [g for g in groups if g["weight_decay"] > 0]
     assert decayed and all(p.ndim >= 2 for g in decayed for p in g["params"])
     # 10 steps per epoch, 2 warm-up epochs of 20 epochs
@@ -86,3 +92,31 @@ def test_layer_decay_and_schedule(tiny_world, tmp_path):
     assert lr_at(cfg, 19, 200, 10) == pytest.approx(1e-4)
     assert lr_at(cfg, 20, 200, 10) == pytest.approx(1e-4)
     assert lr_at(cfg, 200, 200, 10) == pytest.approx(1e-7)
+
+
+def test_cached_features_equal_recomputed_ones(tiny_world, tmp_path):
+    from sigrl.train.head_phase import cache_features
+
+    run = loop._prepare(_cfg(tiny_world, tmp_path).resolved())
+    images = run.data.train.images[:10]
+    cache = cache_features(run.model, images, mirror=True, device=run.device, batch_size=4)
+    run.model.eval()
+    with torch.no_grad():
+        for view, x in enumerate((images.float(), images.float().flip(-1))):
+            g, feats = run.model.encode_image((x - run.model.pixel_mean) / run.model.pixel_std)
+            assert (cache.g[view] - g).abs().max().item() <= 1e-5
+            assert (cache.feats[view] - feats).abs().max().item() <= 1e-5
+    assert not torch.allclose(cache.feats[0], cache.feats[1])  # the mirror is a different view
+
+
+def test_head_phase_trains_only_the_heads_and_is_recorded(tiny_world, tmp_path):
+    cfg = _cfg(tiny_world, tmp_path, epochs=0, head_steps=30, batch_size=8, head_warmup_steps=5)
+    loop.train(cfg)
+    init = loop._prepare(cfg.resolved()).model.state_dict()
+    trained = load_tensors(tmp_path / "last.safetensors")
+    moved = {k for k in trained if not torch.equal(trained[k], init[k])}
+    assert moved and all(k.startswith(("gmc.", "svfr.")) for k in moved)
+    assert "gmc.gate" in moved  # the residual gate leaves 0: the graph term is used
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["phase"] == "head" and record["head_steps"] == 30 and record["val_mAP"] is not None
+    assert (tmp_path / "best.safetensors").is_file()

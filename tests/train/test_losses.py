@@ -87,3 +87,27 @@ def test_logit_scale_is_monotone_and_label_count_invariant():
     scale = L.LogitScale(init_scale=4.0, init_bias=-1.0)
     scores = torch.tensor([[0.5, 0.0, -0.5, 0.0]])
     assert scale(scores).tolist()[0] == pytest.approx([4 * 2 * 0.5 - 1, -1, -4 * 2 * 0.5 - 1, -1])
+
+
+def test_sqrt_n_scaled_ranking_has_zero_loss_on_a_well_separated_batch():
+    # label-normalised scores (each row has unit norm): positives clearly above negatives, but by
+    # far less than the reference margin of 1
+    n = 16
+    raw = torch.full((2, n), 0.1)
+    raw[0, :2] = 0.6
+    raw[1, 5] = 0.8
+    scores = torch.nn.functional.normalize(raw, dim=-1)
+    targets = -torch.ones(2, n, dtype=torch.long)
+    targets[0, :2] = 1
+    targets[1, 5] = 1
+    gap = (scores[0, 0] - scores[0, 2]).item()
+    assert gap < 1.0 and math.sqrt(n) * gap > 1.0
+    assert L.ranking_loss(scores, targets, margin=1.0).item() > 0  # raw scores: every pair violates
+    scale = L.rank_scale("sqrt_n", n)
+    assert scale == pytest.approx(4.0)
+    assert L.ranking_loss(scores, targets, margin=1.0, scale=scale).item() == 0.0
+    # and a pair inside the margin still counts, on the scaled values
+    close = scores.clone()
+    close[1, 0] = close[1, 5] - 0.5 / scale
+    assert L.ranking_loss(close[1:], targets[1:], margin=1.0, scale=scale).item() == pytest.approx(0.5)
+    assert L.rank_scale("none", n) == 1.0

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from . import checks
+
 from sigrl.errors import SigrlError
 
 
@@ -34,7 +36,7 @@ def bench(
     precisions: Optional[str] = typer.Option(None, "--precisions", help="Comma list of fp32, bf16, fp16, int8 (default: all)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Batch sizes for model-only throughput (default 1,4,8,16,32,64)."),
     labels_sweep: Optional[str] = typer.Option(None, "--labels-sweep", help="Label counts for head scaling (default 20,81,1006)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default bench/results/<machine-id>/; with --quick sigrl-bench-quick/<machine-id>/, so a smoke test never replaces the reference results)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=checks.output_folder, help="Output folder (default bench/results/<machine-id>/; with --quick sigrl-bench-quick/<machine-id>/, so a smoke test never replaces the reference results)."),
     quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about a minute on 2 cores (CI smoke test)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this (or a row failed)."),
 ) -> None:

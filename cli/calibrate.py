@@ -7,19 +7,21 @@ from typing import Optional
 
 import typer
 
+from . import checks
+
 
 def calibrate(
     data: Path = typer.Option(..., "--data", help="Labelled manifest (sigrl-manifest JSON Lines)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint, export directory, config name or open_clip spec. Default: the embedded model."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Thresholds file (.tsv). Default: next to the model, where `sigrl tag` finds it (required for the embedded model)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=checks.output_file, help="Thresholds file (.tsv). Default: next to the model, where `sigrl tag` finds it (required for the embedded model)."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Label file to calibrate for (default: the manifest's labels). Thresholds hold for this exact label set."),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnx or trt: calibrate with the backend you will tag with."),
     device: str = typer.Option("auto", "--device"),
     precision: Optional[str] = typer.Option(None, "--precision"),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt template with {label}; default: the model's own."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b"),
-    workers: int = typer.Option(2, "--workers", "-j"),
-    label_cache: Optional[Path] = typer.Option(None, "--label-cache", help="Folder for cached label-side tensors."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", callback=checks.prompt_template, help="Prompt template with {label}; default: the model's own."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1),
+    workers: int = typer.Option(2, "--workers", "-j", min=0),
+    label_cache: Optional[Path] = typer.Option(None, "--label-cache", callback=checks.output_folder, help="Folder for cached label-side tensors."),
 ) -> None:
     """Fit one threshold per label (best F1 on DATA) for use with `sigrl tag --threshold-file`."""
     from sigrl.data.manifest import load_manifest
@@ -31,7 +33,7 @@ def calibrate(
 
     target = resolve_model(model)
     path = out or default_thresholds_path(target)
-    manifest = load_manifest(data)
+    manifest = load_manifest(data, require_images=True)
     names = read_labels(labels) if labels is not None else list(manifest.labels)
     cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
     with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from . import checks
+
 from sigrl.data.manifest import load_manifest, write_manifest
 from sigrl.data.sampling import single_positive as make_single_positive
 from sigrl.data.world import SynthSpec, contact_sheet, synth as run_synth
@@ -17,13 +19,13 @@ app = typer.Typer(help="Datasets: the procedural world, real-dataset readers, ma
 
 @app.command("synth")
 def synth(
-    out: Path = typer.Option(..., "--out", help="Output folder (images/ and one manifest per split)."),
+    out: Path = typer.Option(..., "--out", callback=checks.output_folder, help="Output folder (images/ and one manifest per split)."),
     seed: int = typer.Option(0, "--seed"),
-    train: int = typer.Option(20000, "--train", help="Training images (seen labels only)."),
-    val: int = typer.Option(1000, "--val"),
-    test: int = typer.Option(5000, "--test"),
+    train: int = typer.Option(20000, "--train", min=0, help="Training images (seen labels only)."),
+    val: int = typer.Option(1000, "--val", min=0),
+    test: int = typer.Option(5000, "--test", min=0),
     image_size: int = typer.Option(64, "--image-size"),
-    workers: int = typer.Option(0, "--workers", help="Processes (0: one per core); the output does not depend on it."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: one per core); the output does not depend on it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the world already in --out (its images/ and split manifests)."),
 ) -> None:
     """Generate the colour-shape world deterministically from a seed."""
@@ -41,20 +43,20 @@ def synth(
 @app.command("sheet")
 def sheet(
     manifest: Path = typer.Argument(..., help="A manifest whose first images to show."),
-    out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    count: int = typer.Option(12, "--count"),
-    columns: int = typer.Option(4, "--columns"),
-    scale: int = typer.Option(3, "--scale"),
+    out: Path = typer.Option(..., "--out", callback=checks.output_file, help="PNG file to write."),
+    count: int = typer.Option(12, "--count", min=1),
+    columns: int = typer.Option(4, "--columns", min=1),
+    scale: int = typer.Option(3, "--scale", min=1),
 ) -> None:
     """A contact sheet of scenes with their positive labels (unseen ones marked *)."""
-    contact_sheet(load_manifest(manifest), count=count, columns=columns, scale=scale).save(out)
+    contact_sheet(load_manifest(manifest, require_images=True), count=count, columns=columns, scale=scale).save(out)
     typer.echo(f"wrote {out}")
 
 
 @app.command("single-positive")
 def single_positive(
     manifest: Path = typer.Argument(..., help="A fully annotated manifest."),
-    out: Path = typer.Option(..., "--out", help="Manifest to write."),
+    out: Path = typer.Option(..., "--out", callback=checks.output_file, help="Manifest to write."),
     seed: int = typer.Option(0, "--seed"),
     seen_only: bool = typer.Option(False, "--seen-only", help="Choose the positive among seen labels only."),
 ) -> None:
@@ -69,7 +71,7 @@ def single_positive(
 def convert(
     kind: str = typer.Argument(..., help="coco2014, voc2012, nuswide or cub."),
     root: Path = typer.Argument(..., help="The dataset folder in its official layout."),
-    out: Path = typer.Option(..., "--out", help="Manifest to write (.jsonl)."),
+    out: Path = typer.Option(..., "--out", callback=checks.output_file, help="Manifest to write (.jsonl)."),
     split: str = typer.Option(None, "--split", help="The dataset's own split name (e.g. val2014, val, Test, test)."),
 ) -> None:
     """Write a sigrl manifest for a real dataset (missing image files are skipped and counted)."""

@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from . import checks
+
 from sigrl.data.manifest import load_manifest
 
 
@@ -16,14 +18,14 @@ def eval_command(
     data: Path = typer.Option(..., "--data", help="Test manifest (fully annotated)."),
     variants: str = typer.Option("clip,mkt,own", "--variants", help="Heads on the same backbone: clip, mkt, own, no-gmc, no-svfr."),
     setting: Optional[str] = typer.Option(None, "--setting", help="ov or spml (default: the checkpoint's)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N images only."),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report here."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate the first N images only."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=checks.output_file, help="Also write the full report here."),
 ) -> None:
     """Evaluate checkpoints on a manifest and print a table (JSON with --json)."""
     from sigrl.evaluate import evaluate, format_table, open_for_eval
 
-    manifest = load_manifest(data)
+    manifest = load_manifest(data, require_images=True)
     names = [v.strip() for v in variants.split(",") if v.strip()]
     reports = {}
     for spec in checkpoint:

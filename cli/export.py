@@ -7,13 +7,15 @@ from typing import Optional
 
 import typer
 
+from . import checks
+
 
 def export(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors), shipped config name, or open_clip:ARCH[:TAG]. Not needed for --format trt on an existing export."),
     format: str = typer.Option("onnx", "--format", "-f", help="onnx, trt, or all (onnx then trt)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Export directory: new, empty, or a previous sigrl export."),
+    out: Path = typer.Option(..., "--out", "-o", callback=checks.output_folder, help="Export directory: new, empty, or a previous sigrl export."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default); int8 for onnx (dynamic quantization); fp16 for trt."),
-    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (onnx only; default 17)."),
+    opset: Optional[int] = typer.Option(None, "--opset", min=1, help="ONNX opset (onnx only; default 17)."),
     batch: Optional[str] = typer.Option(None, "--batch", help="TensorRT batch range min,opt,max (trt only; default 1,8,64)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="TensorRT label-count range min,opt,max (trt only; default 1,81,1024)."),
 ) -> None:

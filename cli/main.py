@@ -1,13 +1,17 @@
 """Entry point of the `sigrl` console script.
 
-Each command lives in its own module and only parses arguments before calling the library. A
-`SigrlError` raised anywhere below becomes one line on stderr and exit code 2.
+Each command lives in its own module and only parses arguments before calling the library.
+Exit codes: 0 done, 1 some images failed (`sigrl tag`) or a bench floor was missed, 2 a usage
+error, 3 an internal error (a bug: the traceback says where), 130 interrupted. A usage error is one
+line on stderr, whether it is a bad argument (cli.checks, click), a `SigrlError` from the library,
+or an operating-system error on a path the user gave (a full disk, a folder that went away).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import typer
 
@@ -22,6 +26,10 @@ from . import bench as bench_cmd
 from . import tag as tag_cmd
 from . import calibrate as calibrate_cmd
 from . import merge as merge_cmd
+
+# Typer raises click's exception types, from click or from its own vendored copy depending on the
+# version; BadParameter's base class is the UsageError of whichever it uses.
+_UsageError = typer.BadParameter.__bases__[0]
 
 app = typer.Typer(
     name="sigrl",
@@ -62,11 +70,36 @@ def _root(
 
 
 def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    """Runs one command; returns its exit code (see the module docstring)."""
     try:
-        app()
+        code = app(args=argv, prog_name="sigrl", standalone_mode=False)
+    except _UsageError as err:
+        if not err.format_message():  # a bare `sigrl` or `sigrl data`: the help was the message
+            return 2
+        hint = f" (see {err.ctx.command_path} --help)" if err.ctx is not None else ""
+        return _usage_error(err.format_message() + hint)
     except SigrlError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        return _usage_error(str(err))
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        return _usage_error(f"{where}{err.strerror or err}")
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        typer.echo("error: internal error (a bug in sigrl; the traceback above says where)", err=True)
+        return 3
+    return code if isinstance(code, int) else 0
+
+
+def _usage_error(message: str) -> int:
+    typer.echo("error: " + " ".join(message.split()), err=True)  # one line, whatever the message holds
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from . import checks
+
 
 def merge(
     folder: Path = typer.Argument(..., help="Shard folder written by `sigrl tag --engine ray` (holds manifest.json)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Merged file: .jsonl, .csv or .parquet (format from the extension)."),
+    out: Path = typer.Option(..., "--out", "-o", callback=checks.output_file, help="Merged file: .jsonl, .csv or .parquet (format from the extension)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing merged file."),
     partial: bool = typer.Option(False, "--partial", help="Merge the finished shards even if some are not done yet."),
 ) -> None:

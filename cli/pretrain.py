@@ -8,17 +8,19 @@ from typing import List, Optional
 
 import typer
 
+from . import checks
+
 
 def pretrain(
     data: List[Path] = typer.Option(..., "--data", help="Caption manifest(s): sigrl .jsonl with captions, or CSV/TSV (filepath,title)."),
     arch: str = typer.Option("clip-world-tiny", "--arch", help="CLIP architecture: a name in sigrl/model_configs/clip/ or an open_clip model name."),
-    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.safetensors)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock training budget (default 20 unless --steps is given)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many steps (with or instead of --minutes)."),
+    out: Path = typer.Option(..., "--out", callback=checks.output_file, help="Checkpoint to write (.safetensors)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", callback=checks.positive_float, help="Wall-clock training budget (default 20 unless --steps is given)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Stop after this many steps (with or instead of --minutes)."),
     seed: int = typer.Option(0, "--seed"),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    lr: float = typer.Option(1e-3, "--lr"),
-    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    lr: float = typer.Option(1e-3, "--lr", callback=checks.positive_float),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch threads (0: torch's default)."),
     eval_manifest: Optional[Path] = typer.Option(None, "--eval", help="Manifest for a zero-shot report after training."),
 ) -> None:
     """Pretrain a CLIP on image-caption pairs and write a checkpoint that `load_clip` accepts."""

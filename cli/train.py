@@ -8,11 +8,13 @@ from typing import Optional
 
 import typer
 
+from . import checks
+
 from sigrl.train.recipe import TrainConfig
 
 
 def train(
-    out: Path = typer.Option(..., "--out", help="Run folder (config, metrics.jsonl, last/best/state checkpoints)."),
+    out: Path = typer.Option(..., "--out", callback=checks.output_folder, help="Run folder (config, metrics.jsonl, last/best/state checkpoints)."),
     setting: str = typer.Option("ov", "--setting", help="ov (ranking + distillation) or spml (single positive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training manifest (seen labels are trained)."),
     init: Optional[str] = typer.Option(None, "--init", help="CLIP checkpoint from `sigrl pretrain`, a model config (sigrl-tiny) or open_clip:ARCH:TAG."),
@@ -27,24 +29,24 @@ def train(
     compile_head: bool = typer.Option(False, "--compile", help="torch.compile the head-only step (~3x faster on CPU)."),
     margin: float = typer.Option(1.0, "--margin", help="OV ranking margin."),
     rank_scale: str = typer.Option("sqrt_n", "--rank-scale", help="OV: rank sqrt(N)-scaled scores (sqrt_n) or raw ones (none, the reference)."),
-    topk: Optional[int] = typer.Option(None, "--topk", help="Patches in the local score (default: the model config's)."),
+    topk: Optional[int] = typer.Option(None, "--topk", min=1, help="Patches in the local score (default: the model config's)."),
     loss: str = typer.Option("em", "--loss", help="SPML loss: an, em or em_pl."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="End-to-end epochs; default 20 (ov) / 10 (spml); 0 with --head-steps: heads only."),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Default 1e-4 (ov, AdamW) / 1e-5 (spml, Adam)."),
-    warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="End-to-end epochs; default 20 (ov) / 10 (spml); 0 with --head-steps: heads only."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    lr: Optional[float] = typer.Option(None, "--lr", callback=checks.positive_float, help="Default 1e-4 (ov, AdamW) / 1e-5 (spml, Adam)."),
+    warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs", min=0.0),
     trainable_blocks: Optional[int] = typer.Option(None, "--trainable-blocks", help="Last K ViT blocks train; -1: all."),
     alpha: float = typer.Option(0.1, "--alpha", help="EM entropy weight."),
     beta: float = typer.Option(0.7, "--beta", help="EM+PL: smoothed target of pseudo-positives."),
     pl_threshold: float = typer.Option(0.3, "--pl-threshold", help="EM+PL: zero-shot softmax threshold."),
     pl_temperature: Optional[float] = typer.Option(None, "--pl-temperature", help="EM+PL: softmax temperature (default: the CLIP's logit scale)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Train on a seeded random subset of this many images."),
-    val_limit: Optional[int] = typer.Option(None, "--val-limit"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on a seeded random subset of this many images."),
+    val_limit: Optional[int] = typer.Option(None, "--val-limit", min=1),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA), bf16 (also on CPU) or fp32."),
-    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this many epochs (resume later)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch threads (0: torch's default)."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="Stop after this many epochs (resume later)."),
 ) -> None:
     """Train SigRL (or an ablation / the MKT-style head) and write checkpoints to --out."""
     if not resume and (data is None or init is None):

@@ -59,9 +59,12 @@ def _header(path: Path) -> dict[str, Any]:
     if len(blob) < size:
         raise SigrlError(f"{path}: file is truncated (header cut short); re-copy or re-save the checkpoint")
     try:
-        return json.loads(blob)
+        header = json.loads(blob)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise SigrlError(f"{path}: not a safetensors checkpoint (unreadable header)") from None
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
+        raise SigrlError(f"{path}: not a safetensors checkpoint (its header is not a JSON object of tensors)")
+    return header
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -70,7 +73,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     meta = _header(path).get("__metadata__") or {}
     if _META_KEY not in meta:
         return {}
-    return json.loads(meta[_META_KEY])
+    try:
+        data = json.loads(meta[_META_KEY])
+    except (TypeError, json.JSONDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise SigrlError(f"{path}: its sigrl metadata is not a JSON object; re-save the checkpoint with sigrl")
+    return data
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:

@@ -174,8 +174,11 @@ def _parse_record(line: str, where: str, labels: set[str]) -> Record:
     return Record(path=obj["path"], targets=dict(targets), captions=tuple(captions), meta=obj.get("meta", {}))
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read a manifest written by `write_manifest` (or by hand in the same format)."""
+def load_manifest(path: str | Path, require_images: bool = False) -> Manifest:
+    """Read a manifest written by `write_manifest` (or by hand in the same format).
+
+    `require_images` refuses a manifest with a header and no images (nothing to evaluate or fit).
+    """
     path = Path(path)
     if not path.is_file():
         raise SigrlError(f"{path}: no such manifest file")
@@ -190,6 +193,8 @@ def load_manifest(path: str | Path) -> Manifest:
             for lineno, line in enumerate(f, start=2)
             if line.strip()
         ]
+    if require_images and not records:
+        raise SigrlError(f"{path}: holds a header but no images; add image lines (one JSON object each) or pass another manifest")
     root = Path(header.get("root", "."))
     if not root.is_absolute():
         root = path.parent / root

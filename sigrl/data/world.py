@@ -137,7 +137,10 @@ def contact_sheet(manifest: Manifest, count: int = 12, columns: int = 4, scale: 
     tile = None
     cells = []
     for rec, path in list(zip(manifest.records, manifest.image_paths()))[:count]:
-        img = Image.open(path).convert("RGB")
+        try:
+            img = Image.open(path).convert("RGB")
+        except OSError as err:  # missing, unreadable or not an image: the manifest's root or files are wrong
+            raise SigrlError(f"{path}: cannot show this image of the manifest ({err}); check the manifest's root and its files") from None
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
         tile = img.size
         labels = [lab for lab, v in rec.targets.items() if v == 1]

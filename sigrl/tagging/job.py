@@ -30,7 +30,7 @@ from sigrl.tagging.pipeline import iter_batches
 from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record
 from sigrl.tagging.sidecar import Progress, Summary, check_resumable, earlier_runs, recorded_run, run_meta
-from sigrl.tagging.sources import discover
+from sigrl.tagging.sources import Discovery, discover
 from sigrl.tagging.writers import Output, holds_records, meta_path, open_output
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def choose_rule(
 
 
 def run_tagging(
-    inputs: Sequence[str | os.PathLike[str]],
+    inputs: Sequence[str | os.PathLike[str]] | Discovery,
     runner: Any,
     labels: Sequence[str],
     rule: DecisionRule,
@@ -120,7 +120,7 @@ def run_tagging(
     if tuple(labels) != rule.labels:
         raise ValueError("the decision rule was made for a different label list")
     started = time.perf_counter()
-    found = discover(inputs)
+    found = inputs if isinstance(inputs, Discovery) else discover(inputs)  # found early by a caller
     batch = max(1, min(batch_size, runner.max_batch(len(labels))))
     if batch < batch_size:
         log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))

@@ -8,6 +8,7 @@ night-long job.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import logging
 import os
@@ -20,6 +21,7 @@ from sigrl.errors import SigrlError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+PATH_LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 
 
 @dataclass
@@ -59,6 +61,8 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> Discovery:
             walker.walk(str(path))
         elif path.is_file() and is_image_name(path.name):
             walker.add(str(path))
+        elif path.is_file() and not is_path_list(path):
+            walker.add(str(path))  # an image without a known extension (.heic, none): decoding decides
         elif path.is_file():
             for entry in read_path_list(path):
                 if os.path.isdir(entry):
@@ -69,8 +73,34 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> Discovery:
             walker.add(str(path))  # a broken link given by name: record the failure downstream
         else:
             raise SigrlError(f"{path}: no such file or folder; pass image folders, images or path lists")
+    if not walker.found and not walker.problems:
+        shown = ", ".join(os.fspath(p) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+        raise SigrlError(
+            f"no images found in {shown}: looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files; "
+            "pass a folder with images, image files, or a text file listing paths"
+        )
     found = sorted(walker.found.items())  # sorted by key: deterministic whatever the walk order
     return Discovery(paths=[Path(p) for _, p in found], problems=walker.problems)
+
+
+def is_path_list(path: Path) -> bool:
+    """A file given as input lists paths when it is named so (.txt, .lst, .list) or is text (its
+    start decodes as UTF-8 and holds no NUL byte); anything else is taken as an image whose name
+    lacks a known extension."""
+    if path.suffix.lower() in PATH_LIST_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return True  # read_path_list reports why it cannot be read
+    if b"\0" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at 8 KiB is fine
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_path_list(path: Path) -> list[str]:

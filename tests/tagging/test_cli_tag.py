@@ -197,7 +197,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, good_dir, labels_file):
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.txt", cache))
     assert result.code == 2 and "unknown output format" in result.err
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--topk", 0))
-    assert result.code == 2 and "--topk must be >= 1" in result.err
+    assert result.code == 2 and "'--topk': Input should be greater than or equal to 1" in result.err
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--prompt", "no slot"))
     assert result.code == 2 and "{label}" in result.err
     result = sigrl(capsys, *tag_args(good_dir, labels_file, tmp_path / "a.jsonl", cache, "--decode", "quick"))

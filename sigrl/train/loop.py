@@ -251,8 +251,11 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
         log.info("resumed %s at epoch %d (step %d)", out, progress["epoch"], progress["step"])
     else:
         cfg.write(out / "config.json", run.model.config.to_dict())
-    if progress.get("head_steps", 0) < cfg.head_steps:  # a fresh run (the phase is never split)
+    has_heads = any(g.get("head") for g in run.optimizer.param_groups)
+    if has_heads and progress.get("head_steps", 0) < cfg.head_steps:  # a fresh run (never split)
         progress = _run_head_phase(run, progress)
+    elif cfg.head_steps and not has_heads:
+        log.info("the %s head has no weights of its own: no head-only phase", cfg.variant)
     per_epoch = steps_per_epoch(len(run.data.train), cfg.batch_size)
     total = per_epoch * cfg.epochs
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)

@@ -1,341 +1,369 @@
 """Produce docs/results.md: the OV and SPML comparisons on the procedural world, several seeds.
 
-Every training and evaluation is a `sigrl` command run as a subprocess; the exact command lines,
-their wall times and the raw JSON reports go into a ledger next to the runs, and the document is
-rendered from that ledger (so it can be re-rendered without re-running anything: --render-only).
-Finished steps are skipped when their outputs exist, so an interrupted run continues.
+One command from a clean checkout (after the README's install):
 
-    python scripts/results.py --clip /work/artifacts/clip-world-tiny.safetensors \
-        --world /work/artifacts/world --runs /work/artifacts/results
+    python scripts/results.py --out results-world
+
+builds whatever --out lacks: the world (`sigrl data synth`), the pretrained CLIP (`sigrl pretrain`,
+an hour on 2 cores by default), every training run and every evaluation, then renders the document.
+Every step is a `sigrl` command run inside --out with paths relative to it, so the ledger and the
+document name no folder of the machine that produced them. A step whose output exists is skipped,
+so an interrupted driver continues where it stopped, and --render-only re-renders from the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-OV_ROWS = [  # (row name, run name or None, variant evaluated)
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "clip-world-tiny.safetensors"
+UNSEEN_WORLD = "world-seed1"  # a world the models never saw: the default model's check
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # run folder prefix; the seed is appended
+    setting: str
+    args: tuple[str, ...] = ()
+    variants: str = "own"  # heads evaluated on the trained backbone
+
+
+JOBS = [
+    Job("ov-mkt", "ov", ("--variant", "mkt")),
+    Job("ov-sigrl", "ov", (), "own,clip,mkt"),
+    Job("ov-sigrl-refgmc", "ov", ("--reference-gmc",)),
+    Job("ov-no-gmc", "ov", ("--no-gmc",)),
+    Job("ov-no-svfr", "ov", ("--no-svfr",)),
+    Job("spml-an", "spml", ("--loss", "an")),
+    Job("spml-em", "spml", ("--loss", "em")),
+    Job("spml-em_pl", "spml", ("--loss", "em_pl")),
+]
+# (row, run or None for the initial backbone, variant, which row its differences are taken against)
+OV_ROWS = [
     ("CLIP zero-shot (initial backbone)", None, "clip"),
-    ("MKT-style head, zero-shot (initial backbone)", None, "mkt"),
+    ("MKT-style head, untrained (initial backbone)", None, "mkt"),
     ("MKT-style head, trained", "ov-mkt", "own"),
-    ("SigRL", "ov-sigrl", "own"),
+    ("SigRL, reference GMC", "ov-sigrl-refgmc", "own"),
+    ("SigRL (residual GMC, the default)", "ov-sigrl", "own"),
     ("SigRL w/o GMC", "ov-no-gmc", "own"),
     ("SigRL w/o SVFR", "ov-no-svfr", "own"),
     ("CLIP head on the SigRL-trained backbone", "ov-sigrl", "clip"),
     ("MKT head on the SigRL-trained backbone", "ov-sigrl", "mkt"),
 ]
-OV_TRAIN = {"ov-mkt": ["--variant", "mkt"], "ov-sigrl": [], "ov-no-gmc": ["--no-gmc"], "ov-no-svfr": ["--no-svfr"]}
-OV_ORDER = ("ov-sigrl", "ov-mkt", "ov-no-gmc", "ov-no-svfr")  # the main comparison first
-DIAG_OV = {"ov-sigrl-lr10x": [], "ov-mkt-lr10x": ["--variant", "mkt"]}
-DIAG_ROWS = [("MKT-style head, trained, lr x10", "ov-mkt-lr10x", "own"), ("SigRL, lr x10", "ov-sigrl-lr10x", "own")]
-# The world CLIP's own logit scale is ~15 after a short pretraining: its softmax over 48 labels
-# rarely passes 0.3, so EM+PL is also tried at CLIP's usual temperature 100.
-DIAG_SPML = {"spml-em_pl-t100": ["--loss", "em_pl", "--pl-temperature", "100"]}
-SPML_TRAIN = {"spml-an": ["--loss", "an"], "spml-em": ["--loss", "em"], "spml-em_pl": ["--loss", "em_pl"]}
+OV_BASE = "MKT-style head, trained"
 SPML_ROWS = [("CLIP zero-shot (initial backbone)", None, "clip"), ("AN", "spml-an", "own"),
-             ("EM", "spml-em", "own"), ("EM+PL", "spml-em_pl", "own"),
-             ("EM+PL, pseudo-label temperature 100 (diagnostic)", "spml-em_pl-t100", "own")]
+             ("EM", "spml-em", "own"), ("EM+PL", "spml-em_pl", "own")]
+SPML_BASE = "CLIP zero-shot (initial backbone)"
 
 
-def _run(cmd: list[str], ledger: dict, key: str, log_path: Path) -> float:
-    print("$", shlex.join(cmd), flush=True)
-    start = time.perf_counter()
-    with log_path.open("w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}), see {log_path}")
-    ledger["steps"][key] = {"command": shlex.join(cmd), "wall_seconds": round(wall, 1),
-                            "loadavg_after": round(os.getloadavg()[0], 2)}
-    return wall
+@dataclass
+class Driver:
+    args: argparse.Namespace
+    ledger: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def out(self) -> Path:
+        return self.args.out
+
+    def save(self) -> None:
+        with self.lock:
+            (self.out / "ledger.json").write_text(json.dumps(self.ledger, indent=2, sort_keys=True))
+
+    def run(self, key: str, cmd: list[str], log_name: str) -> None:
+        """Run one sigrl command inside --out; record its command line and wall time."""
+        print("$", shlex.join(cmd), flush=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.args.threads)}
+        start = time.perf_counter()
+        with (self.out / "logs" / log_name).open("w") as log:
+            proc = subprocess.run(cmd, cwd=self.out, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(f"command failed ({proc.returncode}), see {self.out / 'logs' / log_name}")
+        with self.lock:
+            self.ledger["steps"][key] = {"command": shlex.join(cmd), "wall_seconds": round(time.perf_counter() - start, 1),
+                                         "loadavg_after": round(os.getloadavg()[0], 2)}
+        self.save()
 
 
-def _finished(run: Path, epochs: int) -> bool:
-    metrics = run / "metrics.jsonl"
-    if not (run / "best.safetensors").exists() or not metrics.exists():
-        return False
-    return len(metrics.read_text().splitlines()) >= epochs
+# -- the steps -------------------------------------------------------------------------------------
+def make_world(d: Driver, folder: str, seed: int, sizes: tuple[int, int, int]) -> None:
+    if (d.out / folder / "test.jsonl").exists():
+        return
+    d.run(f"world {folder}", ["sigrl", "data", "synth", "--out", folder, "--seed", str(seed), "--train",
+                              str(sizes[0]), "--val", str(sizes[1]), "--test", str(sizes[2])], f"{folder}.log")
 
 
-def _train(args, ledger, name: str, extra: list[str], seed: int, setting: str, lr: float | None = None) -> Path:
-    run = args.runs / f"{name}-s{seed}"
-    cmd = ["sigrl", "train", "--setting", setting, "--data", str(args.world / "train.jsonl"),
-           "--val", str(args.world / "val.jsonl"), "--init", str(args.clip), "--out", str(run),
-           "--seed", str(seed), "--epochs", str(args.epochs), "--limit", str(args.train_limit),
-           "--val-limit", str(args.val_limit), "--batch-size", "32", "--topk", str(args.topk),
-           "--warmup-epochs", str(args.warmup_epochs), "--precision", args.precision,
-           "--lr", str(lr if lr is not None else (args.spml_lr if setting == "spml" else args.ov_lr))] + extra
-    key = f"train {name} s{seed}"
-    if _finished(run, args.epochs):
-        if key not in ledger["steps"]:  # run by hand with the same command: take its own timing
-            from sigrl.checkpoint import read_metadata
-
-            seconds = read_metadata(run / "last.safetensors")["summary"].get("seconds", 0.0)
-            ledger["steps"][key] = {"command": shlex.join(cmd), "wall_seconds": seconds,
-                                    "loadavg_after": "n/a (run outside the driver; loop time only)"}
-        return run
-    if run.exists():
-        import shutil
-
-        shutil.rmtree(run)
-    _run(cmd, ledger, key, args.runs / f"{name}-s{seed}.log")
-    return run
+def pretrain(d: Driver) -> None:
+    cmd = ["sigrl", "pretrain", "--data", "world/train.jsonl", "--arch", "clip-world-tiny", "--out", CLIP,
+           "--minutes", str(d.args.pretrain_minutes), "--seed", "0", "--eval", "world/test.jsonl"]
+    if not (d.out / CLIP).exists():
+        d.run("pretrain", cmd, "pretrain.log")
 
 
-def _eval(args, ledger, key: str, checkpoint: Path, variants: str, setting: str) -> dict:
-    out = args.runs / f"{key}.eval.json"
-    if not (out.exists() and f"eval {key}" in ledger["steps"]):
-        cmd = ["sigrl", "eval", "--checkpoint", str(checkpoint), "--data", str(args.world / "test.jsonl"),
-               "--variants", variants, "--setting", setting, "--limit", str(args.test_limit), "--json", str(out)]
-        _run(cmd, ledger, f"eval {key}", args.runs / f"{key}.eval.log")
-    return json.loads(out.read_text())[str(checkpoint)]
+def _train_cmd(d: Driver, job: Job, seed: int) -> list[str]:
+    a = d.args
+    return ["sigrl", "train", "--setting", job.setting, "--data", "world/train.jsonl", "--val", "world/val.jsonl",
+            "--init", CLIP, "--out", f"runs/{job.name}-s{seed}", "--seed", str(seed), "--limit", str(a.train_limit),
+            "--val-limit", str(a.val_limit), "--batch-size", "32", "--topk", str(a.topk), "--head-steps",
+            str(a.head_steps), "--epochs", str(a.epochs), "--warmup-epochs", str(a.warmup_epochs), "--precision",
+            a.precision, "--threads", str(a.threads), *(["--compile"] if a.compile else []), *job.args]
 
 
-def run_all(args, ledger: dict, save) -> None:
-    for seed in args.seeds:
-        if "ov" in args.settings:
-            for name in [n for n in OV_ORDER if n in args.ov_runs]:
-                run = _train(args, ledger, name, OV_TRAIN[name], seed, "ov")
-                save()
-                variants = "own,clip,mkt" if name == "ov-sigrl" else "own"
-                ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
-                                                           variants, "ov")
-                save()
-        if "spml" in args.settings:
-            for name, extra in SPML_TRAIN.items():
-                run = _train(args, ledger, name, extra, seed, "spml")
-                save()
-                ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
-                                                           "own", "spml")
-                save()
-    for seed in args.diag_seeds:  # the heads' learning rate, the suspected limit of a short budget
-        for name, extra in DIAG_OV.items():
-            threads = ["--threads", str(args.diag_threads)] if args.diag_threads else []
-            run = _train(args, ledger, name, threads + extra, seed, "ov", lr=args.diag_lr)
-            save()
-            ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
-                                                       "own", "ov")
-            save()
-        for name, extra in DIAG_SPML.items():
-            threads = ["--threads", str(args.diag_threads)] if args.diag_threads else []
-            run = _train(args, ledger, name, threads + extra, seed, "spml")
-            save()
-            ledger["evals"][f"{name}-s{seed}"] = _eval(args, ledger, f"{name}-s{seed}", run / "best.safetensors",
-                                                       "own", "spml")
-            save()
-    # the initial backbone needs no training and no seed
-    ledger["evals"]["clip-ov"] = _eval(args, ledger, "clip-ov", args.clip, "clip,mkt", "ov")
-    ledger["evals"]["clip-spml"] = _eval(args, ledger, "clip-spml", args.clip, "clip", "spml")
-    save()
+def _eval(d: Driver, key: str, checkpoint: str, variants: str, setting: str, data: str = "world/test.jsonl") -> None:
+    out = f"evals/{key}.json"
+    if (d.out / out).exists() and f"eval {key}" in d.ledger["steps"]:
+        return
+    d.run(f"eval {key}", ["sigrl", "eval", "--checkpoint", checkpoint, "--data", data, "--variants", variants,
+                          "--setting", setting, "--limit", str(d.args.test_limit), "--json", out], f"eval-{key}.log")
+    with d.lock:
+        d.ledger["evals"][key] = json.loads((d.out / out).read_text())[checkpoint]
+    d.save()
 
 
-def pack_default(args, ledger: dict) -> dict:
+def train_and_eval(d: Driver, job: Job, seed: int) -> None:
+    run = f"runs/{job.name}-s{seed}"
+    if not (d.out / run / "best.safetensors").exists() or f"train {job.name} s{seed}" not in d.ledger["steps"]:
+        if (d.out / run).exists():
+            import shutil
+
+            shutil.rmtree(d.out / run)  # an interrupted run starts over
+        d.run(f"train {job.name} s{seed}", _train_cmd(d, job, seed), f"train-{job.name}-s{seed}.log")
+    _eval(d, f"{job.name}-s{seed}", f"{run}/best.safetensors", job.variants, job.setting)
+    if job.name == "ov-sigrl":  # the default-model candidates, also on a world they never saw
+        _eval(d, f"{job.name}-s{seed}-unseen-world", f"{run}/best.safetensors", "own,clip", "ov",
+              f"{UNSEEN_WORLD}/test.jsonl")
+
+
+def run_all(d: Driver) -> None:
+    make_world(d, "world", 0, (20000, 1000, 5000))
+    make_world(d, UNSEEN_WORLD, 1, (0, 0, d.args.test_limit))
+    record_existing(d)
+    pretrain(d)
+    for key, variants, setting, data in (("clip-ov", "clip,mkt", "ov", "world/test.jsonl"),
+                                         ("clip-spml", "clip", "spml", "world/test.jsonl"),
+                                         ("clip-ov-unseen-world", "clip", "ov", f"{UNSEEN_WORLD}/test.jsonl")):
+        _eval(d, key, CLIP, variants, setting, data)
+    work = [(job, seed) for seed in d.args.seeds for job in JOBS if job.name in d.args.jobs_run]
+    with ThreadPoolExecutor(max_workers=d.args.parallel) as pool:
+        for future in [pool.submit(train_and_eval, d, job, seed) for job, seed in work]:
+            future.result()
+
+
+def pack_default(d: Driver) -> dict:
     """The OV SigRL run with the best validation mAP (never the test figures), stored in fp16."""
+    sys.path.insert(0, str(REPO))
     from sigrl.checkpoint import read_metadata
     from sigrl.default_model import FILENAME, pack
 
     candidates = []
-    for seed in args.seeds:
-        ckpt = args.runs / f"ov-sigrl-s{seed}" / "best.safetensors"
+    for seed in d.args.seeds:
+        ckpt = d.out / "runs" / f"ov-sigrl-s{seed}" / "best.safetensors"
         if ckpt.exists():
             candidates.append((read_metadata(ckpt)["summary"].get("best_val_mAP") or 0.0, seed, ckpt))
     if not candidates:
-        sys.exit("no finished ov-sigrl run to pack; run the OV setting first")
+        raise SystemExit("no finished ov-sigrl run to pack; run the OV setting first")
     val_map, seed, ckpt = max(candidates)
-    out = Path(__file__).resolve().parents[1] / "sigrl" / "default_model" / FILENAME
-    pack(ckpt, out, {"selected_by": "best validation mAP over ov-sigrl seeds", "seed": seed})
-    info = {"from": str(ckpt), "seed": seed, "val_mAP": val_map, "bytes": out.stat().st_size,
-            "test": ledger["evals"].get(f"ov-sigrl-s{seed}", {}).get("results", {}).get("own")}
-    print(f"packed {ckpt} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
-    return info
+    target = REPO / "sigrl" / "default_model" / FILENAME
+    source = str(ckpt.relative_to(d.out))
+    pack(ckpt, target, {"selected_by": "best validation mAP over ov-sigrl seeds", "seed": seed,
+                        "packed_from": source})
+    print(f"packed {source} -> {target.relative_to(REPO)} ({target.stat().st_size / 1e6:.1f} MB)")
+    return {"from": source, "seed": seed, "val_mAP": val_map, "bytes": target.stat().st_size}
 
 
 # -- rendering -------------------------------------------------------------------------------------
+def _values(ledger: dict, run: str | None, variant: str, base: str, metric) -> list[float]:
+    keys = [base] if run is None else [f"{run}-s{s}" for s in ledger["seeds"]]
+    found = [ledger["evals"][k]["results"][variant] for k in keys
+             if k in ledger["evals"] and variant in ledger["evals"][k]["results"]]
+    return [100 * metric(f) for f in found]
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return "-"
-    pct = [100 * v for v in values]
-    if len(pct) == 1:
-        return f"{pct[0]:.1f}"
-    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def _collect(ledger: dict, run: str | None, variant: str, seeds: list[int], base: str) -> list[dict]:
-    if run is None:
-        found = ledger["evals"].get(base)
-        return [found["results"][variant]] if found else []
-    out = []
-    for s in seeds:
-        found = ledger["evals"].get(f"{run}-s{s}")
-        if found and variant in found["results"]:
-            out.append(found["results"][variant])
-    return out
-
-
-def _train_seconds(ledger: dict, run: str | None, seeds: list[int]) -> str:
-    if run is None:
+def _difference(a: list[float], b: list[float]) -> str:
+    """Mean difference a - b, starred where it exceeds 2 standard errors (Welch; a single value is
+    a deterministic figure with no seed variance)."""
+    if not a or not b:
         return "-"
-    walls = [ledger["steps"][f"train {run} s{s}"]["wall_seconds"] for s in seeds
-             if f"train {run} s{s}" in ledger["steps"]]
-    return " / ".join(f"{w:.0f}" for w in walls) if walls else "-"
+    var = lambda v: statistics.variance(v) / len(v) if len(v) > 1 else 0.0  # noqa: E731
+    diff, se = statistics.mean(a) - statistics.mean(b), math.sqrt(var(a) + var(b))
+    if se == 0:
+        return f"{diff:+.1f} (n/a)" if len(a) == len(b) == 1 else f"{diff:+.1f}"
+    return f"{diff:+.1f}{' *' if abs(diff) > 2 * se else ''}"
 
 
-def _clip_summary(path: Path) -> dict:
+def _table(ledger: dict, rows, base_row: str, base_key: str, metrics: dict) -> list[str]:
+    values = {row: {m: _values(ledger, run, variant, base_key, f) for m, f in metrics.items()}
+              for row, run, variant in rows}
+    first = next(iter(metrics))
+    lines = ["| model | " + " | ".join(metrics) + f" | {' / '.join(k for k in metrics if 'mAP' in k)} minus "
+             f"{base_row} | seeds | train wall s |", "|---" * (len(metrics) + 4) + "|"]
+    for row, run, _ in rows:
+        cells = [_cell(values[row][m]) for m in metrics]
+        diffs = " / ".join(_difference(values[row][m], values[base_row][m]) for m in metrics if "mAP" in m)
+        walls = [ledger["steps"][f"train {run} s{s}"]["wall_seconds"] for s in ledger["seeds"]
+                 if run and f"train {run} s{s}" in ledger["steps"]]
+        diffs = "-" if row == base_row else diffs
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {diffs} | {len(values[row][first])} | "
+                     + (" / ".join(f"{w:.0f}" for w in walls) or "-") + " |")
+    return lines
+
+
+def _clip_facts(out: Path) -> dict:
+    sys.path.insert(0, str(REPO))
     from sigrl.checkpoint import file_sha256, read_metadata
 
-    summary = read_metadata(path).get("summary", {})
-    return {"sha256": file_sha256(path), "steps": summary.get("steps"),
-            "train_seconds": summary.get("train_seconds"),
-            "minutes": summary.get("config", {}).get("minutes"), "seed": summary.get("config", {}).get("seed"),
+    summary = read_metadata(out / CLIP).get("summary", {})
+    return {"sha256": file_sha256(out / CLIP), "steps": summary.get("steps"),
+            "train_seconds": summary.get("train_seconds"), "images_per_second": summary.get("images_per_second"),
             "zero_shot": summary.get("zero_shot", {})}
 
 
-def preamble(ledger: dict) -> list[str]:
-    cfg, clip = ledger["config"], ledger.get("clip", {})
-    zs = clip.get("zero_shot", {})
-    return [
-        "## Setup", "",
-        f"- World: `{cfg['world']}` (`sigrl data synth --out DIR --seed 0`: 20,000 train / 1,000 val / 5,000 test "
-        "scenes at 64 px; 8 colours x 8 shapes = 64 labels, 16 of them unseen and compositional; training "
-        "scenes contain seen labels only).",
-        f"- Backbone: `{cfg['clip']}` (sha256 `{clip.get('sha256', '?')[:16]}...`), a clip-world-tiny CLIP from "
-        f"`sigrl pretrain --data {cfg['world']}/train.jsonl --out FILE --minutes {clip.get('minutes', '?')} --seed "
-        f"{clip.get('seed', '?')} --eval {cfg['world']}/test.jsonl` ({clip.get('steps', '?')} steps in {clip.get('train_seconds', '?')} s; its own zero-shot "
-        f"mAP on the 5,000 test images: {zs.get('map_all', float('nan')):.3f} over all labels, chance "
-        f"{zs.get('chance_map_all', float('nan')):.3f}).",
-        f"- Budget per training run (2 shared CPU cores, other jobs running; see the load averages below): "
-        f"a seeded random {cfg['train_limit']} training images, {cfg['epochs']} epochs of batch 32, "
-        f"validation on {cfg['val_limit']} val images after each epoch, test on the first {cfg['test_limit']} "
-        f"test images, `--precision {cfg['precision']}` autocast. Seeds: {', '.join(map(str, ledger['seeds']))} "
-        "(the seed sets the initialisation of the heads, the image subset, the order and the augmentation).",
-        "- Reference recipe (DESIGN.md section 3) kept: loss = per-image ranking hinge + L1 distillation to the "
-        "frozen initial image tower; last 2 blocks + ln_post + proj + GMC + SVFR train; layer-wise lr decay 0.65; "
-        f"AdamW (OV, lr {cfg['ov_lr']}, wd 0.05, none on 1-D); cosine to 1e-7; images without a seen positive skipped.",
-        f"- Changed for the budget or the world: {cfg['epochs']} epochs instead of 20 (warm-up "
-        f"{cfg['warmup_epochs']} epoch instead of 2); local score over the top {cfg['topk']} of 64 patches "
-        "(reference: 16 of 196); augmentation is flip + random-resized-crop only (RandAugment's colour operations "
-        f"would change colour labels); SPML: full fine-tune with Adam at lr {cfg['spml_lr']} (reference 1e-5, which "
-        "does not move in a few dozen steps), EM alpha 0.1, PL beta 0.7 / threshold 0.3 with the initial CLIP's "
-        "own temperature, and a learnable logit scale `exp(t) * sqrt(N) * score + b` before the sigmoid (SigRL "
-        "scores are label-normalised cosines; the map is monotone, so mAP is unaffected by it directly).",
-        "- Model selection: the epoch with the best validation mAP over the 48 seen labels (no unseen label is "
-        "looked at before testing). SPML: one positive per training image, chosen with seed 0 among the seen "
-        "labels; evaluated over the 48 seen labels with full test annotations.",
-        "- Metrics: mAP skips classes without a positive (`sigrl.metrics` default); ZSL runs the model on the 16 "
-        "unseen labels only (GMC and the score normalisation see that set) over images with an unseen positive; "
-        "GZSL runs it on all 64 labels over all test images; F1@k is micro-averaged over images' top-k. Cells "
-        "are mean ± sample standard deviation over seeds, in percent.",
-        "",
-    ]
-
-
 def render(ledger: dict) -> str:
-    seeds, cfg = ledger["seeds"], ledger["config"]
+    cfg, clip = ledger["config"], ledger["clip"]
+    zs = clip.get("zero_shot", {})
+    ov = {"ZSL mAP": lambda r: r["zsl"]["mAP"], "ZSL F1@3": lambda r: r["zsl"]["F1@3"],
+          "GZSL mAP": lambda r: r["gzsl"]["mAP"], "GZSL F1@3": lambda r: r["gzsl"]["F1@3"]}
     lines = ["# Results on the procedural world", "",
-             "Generated by `scripts/results.py` from the ledger "
-             f"`{cfg['runs']}/ledger.json`; do not edit by hand (the reading at the end comes from "
-             "`docs/results-reading.md`).", ""]
-    lines += preamble(ledger)
-    lines += ["## Open vocabulary (trained on the 48 seen labels; ZSL = 16 unseen labels, GZSL = all 64)", "",
-              "| model | ZSL mAP | ZSL F1@3 | ZSL F1@5 | GZSL mAP | GZSL F1@3 | GZSL F1@5 | n seeds | train wall s |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for row, run, variant in OV_ROWS:
-        found = _collect(ledger, run, variant, seeds, "clip-ov")
-        cells = [_cell([f[part][m] for f in found]) for part in ("zsl", "gzsl") for m in ("mAP", "F1@3", "F1@5")]
-        lines.append(f"| {row} | " + " | ".join(cells) + f" | {len(found)} | {_train_seconds(ledger, run, seeds)} |")
-    diag = [(r, run, v) for r, run, v in DIAG_ROWS if any(k.startswith(run) for k in ledger["evals"])]
-    if diag:
-        lines += ["", f"### Diagnostic: ten times the OV learning rate ({cfg.get('diag_lr')}), same budget", "",
-                  "| model | ZSL mAP | ZSL F1@3 | ZSL F1@5 | GZSL mAP | GZSL F1@3 | GZSL F1@5 | n seeds | train wall s |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        dseeds = cfg.get("diag_seeds", seeds)
-        for row, run, variant in diag:
-            found = _collect(ledger, run, variant, dseeds, "")
-            cells = [_cell([f[p][m] for f in found]) for p in ("zsl", "gzsl") for m in ("mAP", "F1@3", "F1@5")]
-            lines.append(f"| {row} | " + " | ".join(cells) + f" | {len(found)} | {_train_seconds(ledger, run, dseeds)} |")
-    lines += ["", "## Single positive (SigRL head, 48 seen labels, one observed positive per training image)", "",
-              "| loss | mAP | n seeds | train wall s |", "|---|---|---|---|"]
-    for row, run, variant in SPML_ROWS:
-        found = _collect(ledger, run, variant, seeds, "clip-spml")
-        lines.append(f"| {row} | {_cell([f['mAP'] for f in found])} | {len(found)} | "
-                     f"{_train_seconds(ledger, run, seeds)} |")
-    lines += ["", "## Exact commands and wall times", ""]
-    if ledger.get("driver"):
-        lines += [f"Driver (re-running it reuses finished run folders and re-renders): `{ledger['driver']}`", ""]
-    lines += ["```"]
-    for key, step in ledger["steps"].items():
-        lines.append(f"# {key}: {step['wall_seconds']} s (load average after: {step['loadavg_after']})")
-        lines.append(step["command"])
-    lines += ["```", ""]
+             f"Generated by `{ledger.get('driver', 'python scripts/results.py')}` (paths below are inside its "
+             "--out folder); do not edit by hand. The reading at the end comes from `docs/results-reading.md`.", "",
+             "## Setup", "",
+             "- World: `sigrl data synth --out world --seed 0` (20,000 train / 1,000 val / 5,000 test scenes at "
+             "64 px; 8 colours x 8 shapes = 64 labels, 16 of them unseen and compositional; training scenes "
+             "contain seen labels only).",
+             f"- Backbone: `{CLIP}` (sha256 `{clip['sha256'][:16]}...`) from `{ledger['steps'].get('pretrain', {}).get('command', 'sigrl pretrain')}`: "
+             f"{clip['steps']} steps of batch 128 in {clip['train_seconds']} s ({clip['images_per_second']} img/s). "
+             f"Its zero-shot mAP on the 5,000 test images: **{zs.get('map_all', float('nan')):.3f}** over all 64 labels "
+             f"(seen {zs.get('map_seen', float('nan')):.3f}, unseen {zs.get('map_unseen', float('nan')):.3f}; chance "
+             f"{zs.get('chance_map_all', float('nan')):.3f}).",
+             f"- Every training run: a seeded random {cfg['train_limit']} training images; {cfg['head_steps']} "
+             f"head-only steps of batch 32 on cached backbone features (head lr 1e-3, 50 warm-up steps, "
+             f"cosine), then {cfg['epochs']} end-to-end epoch(s) (backbone lr as the recipe, warm-up "
+             f"{cfg['warmup_epochs']} epoch); validation mAP over the seen labels on {cfg['val_limit']} val "
+             f"images picks the checkpoint; `--precision {cfg['precision']}`; local score over the top "
+             f"{cfg['topk']} of 64 patches. Seeds {', '.join(map(str, ledger['seeds']))} (initialisation, image "
+             "subset, order, augmentation). Test: the first "
+             f"{cfg['test_limit']} test images.",
+             "- OV recipe: ranking hinge on sqrt(N)-scaled scores (margin 1) + L1 distillation; last 2 blocks + "
+             "ln_post + proj train with layer decay 0.65 (AdamW 1e-4, wd 0.05). SPML: full fine-tune (Adam 1e-5) "
+             "with a learnable logit scale; EM alpha 0.1, EM+PL beta 0.7 / threshold 0.3.",
+             "- Metrics: mAP over classes with a positive; ZSL = the 16 unseen labels scored as a set, on images "
+             "with an unseen positive; GZSL = all 64 labels on all images; F1@3 micro-averaged. Cells are "
+             "mean ± sample standard deviation over seeds, in percent. The difference column is the row's mean "
+             "minus the reference row's, marked * where it exceeds 2 standard errors (Welch, from the seed "
+             "spreads; rows without training are deterministic).", "",
+             "## Open vocabulary (trained on the 48 seen labels)", ""]
+    lines += _table(ledger, OV_ROWS, OV_BASE, "clip-ov", ov)
+    lines += ["", "## Single positive (SigRL head, 48 seen labels, one observed positive per training image)", ""]
+    lines += _table(ledger, SPML_ROWS, SPML_BASE, "clip-spml", {"mAP": lambda r: r["mAP"]})
+    lines += ["", f"## On a world the models never saw (`{UNSEEN_WORLD}`: seed 1, first {cfg['test_limit']} test images)",
+              "", "| model | GZSL mAP | ZSL mAP |", "|---|---|---|"]
+    for row, run, variant, base in (("CLIP zero-shot (initial backbone)", None, "clip", "clip-ov-unseen-world"),
+                                    ("SigRL, default recipe", "ov-sigrl", "own", "")):
+        keys = [base] if run is None else [f"{run}-s{s}-unseen-world" for s in ledger["seeds"]]
+        found = [ledger["evals"][k]["results"][variant] for k in keys if k in ledger["evals"]]
+        lines.append(f"| {row} | {_cell([100 * f['gzsl']['mAP'] for f in found])} | "
+                     f"{_cell([100 * f['zsl']['mAP'] for f in found])} |")
     if ledger.get("default_model"):
-        d = ledger["default_model"]
-        lines += ["## Embedded default model", "",
-                  f"`sigrl/default_model/sigrl-world.safetensors`: run `{d['from']}` (seed {d['seed']}, chosen by "
-                  f"validation mAP {100 * d['val_mAP']:.1f} over seen labels), weights in fp16, "
-                  f"{d['bytes'] / 1e6:.1f} MB. Rebuild: the driver command above with `--pack-default` "
-                  "(it reuses finished runs and trains missing ones); `sigrl.default_model.load_default()` loads it.",
-                  ""]
-    if ledger.get("notes"):
-        lines += ["## Reading", "", ledger["notes"], ""]
+        dm = ledger["default_model"]
+        lines += ["", f"The embedded default model is `{dm['from']}` (seed {dm['seed']}, the best validation mAP "
+                  f"{100 * dm['val_mAP']:.1f} over seen labels among the seeds), weights in fp16, "
+                  f"{dm['bytes'] / 1e6:.1f} MB."]
+    lines += ["", "## Commands and wall times", "",
+              f"Machine: {ledger['machine']['cpus']} CPUs, {ledger['machine']['platform']}; "
+              f"{cfg['parallel']} commands at a time, {cfg['threads']} thread(s) each. Run inside the --out folder:",
+              "", "```"]
+    for key, step in sorted(ledger["steps"].items()):
+        lines += [f"# {key}: {step['wall_seconds']} s (load average after: {step['loadavg_after']})", step["command"]]
+    lines += ["```", ""]
+    notes = REPO / "docs" / "results-reading.md"
+    if notes.exists():
+        lines += ["## Reading", "", notes.read_text()]
     return "\n".join(lines)
+
+
+def _driver_line(argv: list[str], out_name: str) -> str:
+    """The command line as given, with --out shown by its folder name only."""
+    rest, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--out="):
+            skip = False
+            continue
+        skip = a == "--out"
+        if not skip:
+            rest.append(a)
+    return shlex.join(["python", "scripts/results.py", "--out", out_name, *rest])
+
+
+def record_existing(d: Driver) -> None:
+    """Steps done before the driver ran (the same commands, by hand): their own figures go in the ledger."""
+    if (d.out / CLIP).exists() and "pretrain" not in d.ledger["steps"]:
+        facts = _clip_facts(d.out)
+        d.ledger["steps"]["pretrain"] = {
+            "command": shlex.join(["sigrl", "pretrain", "--data", "world/train.jsonl", "--arch", "clip-world-tiny",
+                                   "--out", CLIP, "--minutes", str(d.args.pretrain_minutes), "--seed", "0",
+                                   "--eval", "world/test.jsonl"]),
+            "wall_seconds": facts["train_seconds"], "loadavg_after": "n/a (run before the driver; training time)"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clip", type=Path, default=Path("/work/artifacts/clip-world-tiny.safetensors"))
-    p.add_argument("--world", type=Path, default=Path("/work/artifacts/world"))
-    p.add_argument("--runs", type=Path, default=Path("/work/artifacts/results"))
-    p.add_argument("--doc", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
-    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
-    p.add_argument("--settings", default="ov,spml")
-    p.add_argument("--ov-runs", type=lambda s: s.split(","), default=list(OV_ORDER),
-                   help="Which OV trainings to run (default: all four).")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True, help="Folder for the world, the CLIP, runs and the ledger.")
+    p.add_argument("--doc", type=Path, default=REPO / "docs" / "results.md")
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--jobs", dest="jobs_run", type=lambda s: s.split(","), default=[j.name for j in JOBS],
+                   help="Which trainings to run (default: all).")
+    p.add_argument("--pretrain-minutes", type=float, default=50.0)
+    p.add_argument("--train-limit", type=int, default=2000)
+    p.add_argument("--val-limit", type=int, default=400)
+    p.add_argument("--test-limit", type=int, default=2000)
+    p.add_argument("--head-steps", type=int, default=400)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--warmup-epochs", type=float, default=0.3)
-    p.add_argument("--train-limit", type=int, default=400)
-    p.add_argument("--val-limit", type=int, default=160)
-    p.add_argument("--test-limit", type=int, default=600)
     p.add_argument("--topk", type=int, default=8)
     p.add_argument("--precision", default="bf16")
-    p.add_argument("--ov-lr", type=float, default=1e-4)
-    p.add_argument("--spml-lr", type=float, default=1e-4)
-    p.add_argument("--diag-lr", type=float, default=1e-3)
-    p.add_argument("--diag-threads", type=int, default=1, help="The diagnostic runs overlapped the main ones.")
-    p.add_argument("--diag-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[0])
-    p.add_argument("--notes", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results-reading.md",
-                   help="Markdown appended as the reading section.")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--parallel", type=int, default=2, help="Commands run at once.")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per command.")
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--pack-default", action="store_true",
                    help="Also pack the OV SigRL run with the best validation mAP as sigrl/default_model.")
     args = p.parse_args()
-    args.runs.mkdir(parents=True, exist_ok=True)
-    ledger_path = args.runs / "ledger.json"
-    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {"steps": {}, "evals": {}}
-    ledger["seeds"] = args.seeds
-    ledger["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "render_only"}
-    ledger["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
-
-    def save() -> None:
-        ledger_path.write_text(json.dumps(ledger, indent=2, sort_keys=True))
-
+    args.out = args.out.resolve()
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    (args.out / "evals").mkdir(exist_ok=True)
+    path = args.out / "ledger.json"
+    ledger = json.loads(path.read_text()) if path.exists() else {"steps": {}, "evals": {}}
+    ledger.update(seeds=args.seeds, machine={"cpus": os.cpu_count(), "platform": platform.platform()},
+                  config={k: v for k, v in vars(args).items() if not isinstance(v, Path) and k != "render_only"})
+    d = Driver(args, ledger)
     if not args.render_only:
-        ledger["driver"] = shlex.join(["python", "scripts/results.py", *sys.argv[1:]])
-        args.settings = args.settings.split(",")
-        run_all(args, ledger, save)
+        ledger["driver"] = _driver_line(sys.argv[1:], args.out.name)
+        run_all(d)
     if args.pack_default:
-        ledger["default_model"] = pack_default(args, ledger)
-    if args.notes and args.notes.exists():
-        ledger["notes"] = args.notes.read_text()
-    ledger["clip"] = _clip_summary(args.clip)
-    save()
+        ledger["default_model"] = pack_default(d)
+    ledger["clip"] = _clip_facts(args.out)
+    d.save()
     args.doc.write_text(render(ledger))
     print(f"wrote {args.doc}")
 

@@ -86,7 +86,7 @@ CASES = {
     # sigrl train / pretrain
     "train lr negative": (["train", "--out", "{root}/out/run", "--data", "{root}/missing-images.jsonl", "--init", "sigrl-tiny", "--lr", "-1"], "--lr"),
     "train batch size 0": (["train", "--out", "{root}/out/run", "--data", "{root}/missing-images.jsonl", "--init", "sigrl-tiny", "--batch-size", "0"], "--batch-size"),
-    "train epochs 0": (["train", "--out", "{root}/out/run", "--data", "{root}/missing-images.jsonl", "--init", "sigrl-tiny", "--epochs", "0"], "--epochs"),
+    "train epochs 0": (["train", "--out", "{root}/out/run", "--data", "{root}/missing-images.jsonl", "--init", "sigrl-tiny", "--epochs", "0", "--head-steps", "0"], "--epochs"),
     "train out under a file": (["train", "--out", "{root}/file/run", "--data", "{root}/missing-images.jsonl", "--init", "sigrl-tiny"], "is a file"),
     "train without data": (["train", "--out", "{root}/out/run"], "--data and --init"),
     "pretrain steps 0": (["pretrain", "--data", "{root}/missing-images.jsonl", "--out", "{root}/out/c.safetensors", "--steps", "0"], "--steps"),

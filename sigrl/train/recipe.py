@@ -31,9 +31,9 @@ RANK_SCALES = ("sqrt_n", "none")
 # get their own rate and a head-only phase on cached backbone features first (head_steps).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "ov": {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "warmup_epochs": 2.0, "epochs": 20,
-           "trainable_blocks": 2, "layer_decay": 0.65, "head_lr": 1e-3},
+           "trainable_blocks": 2, "layer_decay": 0.65, "head_lr": 1e-3, "head_steps": 1000},
     "spml": {"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "warmup_epochs": 0.0, "epochs": 10,
-             "trainable_blocks": -1, "layer_decay": 1.0, "head_lr": 1e-3},
+             "trainable_blocks": -1, "layer_decay": 1.0, "head_lr": 1e-3, "head_steps": 1000},
 }
 
 
@@ -64,9 +64,9 @@ class TrainConfig:
     # backbone features (linear warm-up over head_warmup_steps, cosine to min_lr) before the
     # end-to-end epochs, in which they follow the backbone's schedule scaled to head_lr
     head_lr: float | None = None
-    head_steps: int = 0
+    head_steps: int | None = None
     head_warmup_steps: int = 50
-    compile: bool = False  # torch.compile the head-only step (~3x faster on CPU; ~15-30 s to compile)
+    compile: bool = True  # torch.compile the head-only step (~3x faster on CPU; ~15-30 s to compile)
     # OV
     margin: float = 1.0
     rank_scale: str = "sqrt_n"  # scores ranked as sqrt(N) * score; "none": raw (the reference)
@@ -99,7 +99,7 @@ class TrainConfig:
             raise SigrlError(f"SPML loss must be one of {SPML_LOSSES}, got {self.loss!r}")
         if self.optimizer not in (None, "adam", "adamw"):
             raise SigrlError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
-        if self.batch_size < 1 or (self.epochs is not None and self.epochs < 0) or self.head_steps < 0:
+        if self.batch_size < 1 or any(v is not None and v < 0 for v in (self.epochs, self.head_steps)):
             raise SigrlError("batch size must be >= 1, epochs and head steps >= 0")
         if self.epochs == 0 and self.head_steps == 0:
             raise SigrlError("nothing to train: give --epochs >= 1 or --head-steps >= 1")

@@ -16,7 +16,7 @@ from sigrl.train.recipe import TrainConfig
 
 def _cfg(world, out, **kw) -> TrainConfig:
     base = dict(setting="ov", data=str(world["train"]), val=str(world["val"]), init="sigrl-tiny", out=str(out),
-                epochs=3, batch_size=16, threads=1)
+                epochs=3, batch_size=16, threads=1, head_steps=0, compile=False)
     base.update(kw)
     return TrainConfig(**base)
 

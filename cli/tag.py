@@ -50,7 +50,7 @@ def tag(
     `sigrl calibrate` stored some for this exact label set, else the 5 best-scoring labels.
     """
     from sigrl.runtime import LabelCache, open_runner
-    from sigrl.tagging.decode import DecodeOptions
+    from sigrl.decode import DecodeOptions
     from sigrl.tagging.job import apply_prompt, choose_rule, resolve_model, run_tagging
     from sigrl.tagging.labels import read_labels
     from sigrl.tagging.sources import discover

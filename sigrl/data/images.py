@@ -11,7 +11,7 @@ import torch
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-from sigrl.tagging.decode import DecodeError, decode
+from sigrl.decode import DecodeError, decode
 
 
 def load_rgb(path: Path, preprocess: PreprocessConfig) -> np.ndarray:

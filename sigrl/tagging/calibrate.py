@@ -22,7 +22,7 @@ import numpy as np
 
 from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import fit_thresholds, read_thresholds, write_thresholds
-from sigrl.tagging.decode import DecodeOptions
+from sigrl.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
 
 log = logging.getLogger(__name__)

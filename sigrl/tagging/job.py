@@ -25,7 +25,7 @@ import numpy as np
 from sigrl.errors import SigrlError
 from sigrl.tagging.calibrate import stored_thresholds
 from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
-from sigrl.tagging.decode import DecodeOptions
+from sigrl.decode import DecodeOptions
 from sigrl.tagging.pipeline import iter_batches
 from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record

@@ -24,7 +24,7 @@ import numpy as np
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-from sigrl.tagging.decode import DecodeError, DecodeOptions, decode_noting_scale
+from sigrl.decode import DecodeError, DecodeOptions, decode_noting_scale
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ import numpy as np
 from sigrl.errors import SigrlError
 from sigrl.tagging import job, sidecar
 from sigrl.tagging.decisions import DecisionRule
-from sigrl.tagging.decode import DecodeOptions
+from sigrl.decode import DecodeOptions
 from sigrl.tagging.pipeline import Batch, iter_batches
 from sigrl.tagging.recheck import Rechecker
 from sigrl.tagging.records import batch_records, error_record

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sigrl.tagging.decisions import DecisionRule, near_ties
-from sigrl.tagging.decode import DecodeOptions
+from sigrl.decode import DecodeOptions
 from sigrl.tagging.pipeline import Batch, decode_or_reason
 
 log = logging.getLogger(__name__)

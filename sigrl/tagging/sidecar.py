@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import sigrl
 from sigrl.errors import SigrlError
 from sigrl.tagging.decisions import DecisionRule
-from sigrl.tagging.decode import DecodeOptions
+from sigrl.decode import DecodeOptions
 from sigrl.tagging.records import path_text
 from sigrl.tagging.writers import meta_path, read_meta, write_meta
 

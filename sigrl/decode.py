@@ -33,8 +33,9 @@ from sigrl.errors import SigrlError
 
 log = logging.getLogger(__name__)
 
-# A file path, or the encoded bytes of one image (a tar member, a Parquet cell).
-ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+# A file path, the encoded bytes of one image (a tar member, a Parquet cell), or pixels already
+# decoded (a PIL image, a uint8 array [H, W], [H, W, 3] or [H, W, 4]).
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
 BACKGROUND = (255, 255, 255)
 # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS on its own; this default sits just under
@@ -128,6 +129,8 @@ def decode_noting_scale(
 ) -> tuple[np.ndarray, bool]:
     """decode(), and whether the file was decoded at reduced scale (its pixels then differ
     slightly from a full decode's)."""
+    if isinstance(path, (Image.Image, np.ndarray)):
+        return from_pixels(path, preprocess), False
     with _open_source(path) as fp:
         try:
             im = Image.open(fp, formats=FORMATS)
@@ -225,6 +228,22 @@ def _apply_orientation(im: Image.Image, path: str | os.PathLike[str]) -> None:
         ImageOps.exif_transpose(im, in_place=True)
     except Exception as err:  # malformed EXIF: the pixels are still good, use them as stored
         log.debug("%s: ignoring unreadable EXIF orientation (%s)", path, err)
+
+
+def from_pixels(pixels: Image.Image | np.ndarray, preprocess: PreprocessConfig) -> np.ndarray:
+    """The model input for pixels already decoded: the same colour handling, resize and crop."""
+    if isinstance(pixels, np.ndarray):
+        if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)):
+            raise DecodeError(f"an array image must be uint8 [H, W], [H, W, 3] or [H, W, 4], got {pixels.dtype} {list(pixels.shape)}")
+        if pixels.ndim == 3 and pixels.shape[2] == 1:
+            pixels = pixels[:, :, 0]
+        pixels = Image.fromarray(np.ascontiguousarray(pixels))
+    if pixels.width < 1 or pixels.height < 1:
+        raise DecodeError(f"empty image ({pixels.width} x {pixels.height})")
+    try:
+        return resize_crop(to_rgb(pixels), preprocess)
+    except (OSError, ValueError) as err:
+        raise DecodeError(f"cannot convert {pixels.mode} image: {err}") from None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -6,6 +6,7 @@ before a run starts so that a missing install fails in the first second, not aft
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def _schema(pa: Any) -> Any:
+def _schema(pa: Any, with_meta: bool = False) -> Any:
     tag = pa.struct([("label", pa.string()), ("score", pa.float32())])
     return pa.schema(
         [
@@ -36,6 +37,8 @@ def _schema(pa: Any) -> Any:
             ("error", pa.string()),
             ("path_bytes", pa.binary()),  # the exact name where it is not valid UTF-8, else null
         ]
+        # --keep-meta: a tar sample's .json / .txt, as JSON text; the column exists only then
+        + ([("meta", pa.string())] if with_meta else [])
     )
 
 
@@ -63,6 +66,9 @@ def read_parquet(path: str | os.PathLike[str]) -> list[Record]:
         raw = r.pop("path_bytes", None)
         if raw is not None:
             r["path"] = os.fsdecode(raw)
+        meta = r.pop("meta", None)
+        if meta is not None:
+            r["meta"] = json.loads(meta)
         r["tags"] = [{"label": t["label"], "score": _round(t["score"])} for t in r["tags"] or []]
         if r["scores"] is not None:
             r["scores"] = [_round(s) for s in r["scores"]]
@@ -75,7 +81,10 @@ def _round(value: float | None) -> float | None:
 
 def _row(record: Record) -> dict:
     """The Parquet row of a record: path as valid text, the exact bytes beside it where needed."""
-    return {**record, "path": path_text(record["path"]), "path_bytes": raw_path_bytes(record["path"])}
+    row = {**record, "path": path_text(record["path"]), "path_bytes": raw_path_bytes(record["path"])}
+    if "meta" in row:
+        row["meta"] = json.dumps(row["meta"], ensure_ascii=False)
+    return row
 
 
 def finalize(out: Path, journal: Path) -> None:
@@ -86,7 +95,8 @@ def finalize(out: Path, journal: Path) -> None:
     records: list[Record] = read_parquet(out) if out.exists() else []
     if journal.exists():
         records.extend(read_records(journal))
-    table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema(pa))
+    with_meta = any("meta" in r for r in records)
+    table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema(pa, with_meta))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     pa.parquet.write_table(table, tmp)
     with open(tmp, "rb") as f:

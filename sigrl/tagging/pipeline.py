@@ -6,7 +6,11 @@ arrays between processes). Each worker writes its image straight into a prealloc
 array, so a decoded image is copied once (only batches with failures are compacted).
 
 At most `queue_depth` batches are in flight (being decoded or waiting for the consumer); the
-consumer's pace therefore bounds memory to queue_depth * batch_size * S * S * 3 bytes.
+consumer's pace therefore bounds memory to queue_depth * batch_size * S * S * 3 bytes (plus, for
+images read from tar shards or tables, their encoded bytes).
+
+Inputs are file paths, or Members (sigrl.tagging.member: an image inside a tar shard or a Parquet
+table, as its record path and encoded bytes); both go through the same decoder.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Union
 
 import numpy as np
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
 from sigrl.decode import DecodeError, DecodeOptions, decode_noting_scale
+from sigrl.tagging.member import Member
 
 log = logging.getLogger(__name__)
+
+Input = Union[str, "os.PathLike[str]", Member]
 
 
 @dataclass
@@ -36,14 +43,20 @@ class Batch:
     `images` may have zero rows when every input of the batch failed.
     """
 
-    paths: list[Path]
+    paths: list[Path | str]  # record paths: a file's Path, a Member's path
     images: np.ndarray  # [b, S, S, 3] uint8, row i is paths[i]
-    failures: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+    failures: list[tuple[Path | str, str]] = field(default_factory=list)  # (path, reason)
     reduced: np.ndarray | None = None  # [b] bool: decoded at reduced scale; None: none was
+    sources: list[Path | Member] | None = None  # what row i was decoded from; None: paths
+    meta: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # record path -> Member.meta
 
     def __post_init__(self) -> None:
         if self.reduced is None:
             self.reduced = np.zeros(len(self.paths), dtype=bool)
+
+    def source(self, index: int) -> Path | str | Member:
+        """What row `index` was decoded from, to decode it again (--decode checked)."""
+        return self.paths[index] if self.sources is None else self.sources[index]
 
     def __len__(self) -> int:
         return len(self.paths) + len(self.failures)
@@ -51,14 +64,14 @@ class Batch:
 
 @dataclass
 class _Pending:
-    paths: list[Path]
+    paths: list[Path | Member]
     images: np.ndarray  # [n, S, S, 3], filled by the workers
     reduced: np.ndarray  # [n] bool, filled by the workers
     results: list[Future | str | None]  # per image: a future, or (inline decode) None / reason
 
 
 def iter_batches(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: Iterable[Input],
     preprocess: PreprocessConfig,
     batch_size: int = 8,
     workers: int = 2,
@@ -82,7 +95,7 @@ def iter_batches(
 
 
 def _batches(
-    source: Iterator[str | os.PathLike[str]],
+    source: Iterator[Input],
     preprocess: PreprocessConfig,
     batch_size: int,
     workers: int,
@@ -94,7 +107,7 @@ def _batches(
     pending: deque[_Pending] = deque()
 
     def submit_next() -> bool:
-        chunk = [Path(p) for p in itertools.islice(source, batch_size)]
+        chunk = [p if isinstance(p, Member) else Path(p) for p in itertools.islice(source, batch_size)]
         if not chunk:
             return False
         item = _Pending(chunk, np.empty((len(chunk), size, size, 3), dtype=np.uint8), np.zeros(len(chunk), dtype=bool), [])
@@ -122,7 +135,7 @@ def _batches(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode_into(path: Path, item: _Pending, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:
+def _decode_into(path: Path | Member, item: _Pending, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:
     """Decodes into row `index` of `item`; returns None on success, else the failure reason."""
     result = decode_or_reason(path, preprocess, decoding)
     if isinstance(result, str):
@@ -131,10 +144,16 @@ def _decode_into(path: Path, item: _Pending, index: int, preprocess: PreprocessC
     return None
 
 
-def decode_or_reason(path: Path, preprocess: PreprocessConfig, decoding: DecodeOptions) -> tuple[np.ndarray, bool] | str:
-    """decode_noting_scale's (image, reduced), or the reason the file failed; never raises for one file."""
+def decode_or_reason(path: Path | str | Member, preprocess: PreprocessConfig, decoding: DecodeOptions) -> tuple[np.ndarray, bool] | str:
+    """decode_noting_scale's (image, reduced), or the reason the input failed; never raises for one input."""
+    if isinstance(path, Member):
+        if path.error is not None or path.data is None:
+            return path.error or "no image data"
+        source: Any = path.data
+    else:
+        source = path
     try:
-        return decode_noting_scale(path, preprocess, decoding)
+        return decode_noting_scale(source, preprocess, decoding)
     except DecodeError as err:
         return err.reason
     except Exception as err:  # a bug or MemoryError on one file must not stop the run
@@ -144,6 +163,15 @@ def decode_or_reason(path: Path, preprocess: PreprocessConfig, decoding: DecodeO
 
 def _assemble(item: _Pending, reasons: list[str | None]) -> Batch:
     ok = [i for i, r in enumerate(reasons) if r is None]
-    failures = [(item.paths[i], r) for i, r in enumerate(reasons) if r is not None]
+    failures = [(_record_path(item.paths[i]), r) for i, r in enumerate(reasons) if r is not None]
     images, reduced = (item.images, item.reduced) if not failures else (item.images[ok], item.reduced[ok])
-    return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures, reduced=reduced)
+    members = [p for p in item.paths if isinstance(p, Member)]
+    if not members:  # files only: exactly the batches of before
+        return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures, reduced=reduced)
+    meta = {m.path: m.meta for m in members if m.meta is not None}
+    return Batch(paths=[_record_path(item.paths[i]) for i in ok], images=images, failures=failures, reduced=reduced,
+                 sources=[item.paths[i] for i in ok], meta=meta)
+
+
+def _record_path(source: Path | Member) -> Path | str:
+    return source.path if isinstance(source, Member) else source

@@ -59,7 +59,7 @@ class Rechecker:
         redo = np.zeros(0, dtype=int)
         if self.active and batch.reduced.any():
             redo = np.flatnonzero(batch.reduced & near_ties(scores, self.rule, SCORE_MARGIN, GAP_MARGIN))
-        futures = [self._pool.submit(self._decode, batch.paths[i]) for i in redo] if redo.size else []
+        futures = [self._pool.submit(self._decode, batch.source(i)) for i in redo] if redo.size else []
         self._held.append(_Held(batch, scores, redo, futures))
         self.rechecked += int(redo.size)
         done = []

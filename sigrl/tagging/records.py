@@ -12,6 +12,10 @@ str with surrogate escapes, and stored the same way in every format (see `stored
 is valid UTF-8 text in which each undecodable byte reads `\\xNN`, and `path_bytes` holds the exact
 name (base64 in JSON Lines and CSV, raw bytes in Parquet). `path_bytes` is absent (JSON Lines),
 empty (CSV) or null (Parquet) for every other name, so ordinary files look as before.
+
+Records of tar samples (`SHARD.tar#KEY`) and table rows (`FILE.parquet#ROW`) have the same fields;
+with `--keep-meta` a tar sample's record also holds `"meta": {"json": ..., "txt": ...}` (what the
+sample's .json / .txt members held). Records without meta have no such key.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import base64
 import binascii
 import math
 import os
-from typing import Sequence, TypedDict
+from typing import Any, Mapping, Sequence, TypedDict
 
 import numpy as np
 
@@ -74,6 +78,16 @@ def batch_records(
     keep_all = rule.scores_mode == "all"
     records = [ok_record(p, tags, row if keep_all else None) for p, tags, row in zip(paths, chosen, scores)]
     records.extend(error_record(p, reason) for p, reason in failures)
+    return records
+
+
+def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]]) -> list[Record]:
+    """Adds `meta[path]` to the records whose path has some (--keep-meta); returns `records`."""
+    if meta:
+        for record in records:
+            found = meta.get(os.fspath(record["path"]))
+            if found is not None:
+                record["meta"] = dict(found)  # type: ignore[typeddict-unknown-key]
     return records
 
 

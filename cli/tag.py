@@ -1,4 +1,6 @@
-"""`sigrl tag`: tag image folders into JSON Lines, CSV or Parquet, resumable after any crash.
+"""`sigrl tag`: tag image folders, WebDataset tar shards and Parquet tables into JSON Lines, CSV
+or Parquet, resumable after any crash. Parses the options into a TagJob and prints; the work is
+sigrl.tagging's (the local engine through the Python API's Tagger, or the Ray engine).
 
 Exit status: 0 every image tagged, 1 some images got error records, 2 a usage error (nothing or
 only part of the job done; the message says what to fix).
@@ -6,7 +8,6 @@ only part of the job done; the message says what to fix).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -15,11 +16,9 @@ import typer
 
 from . import checks
 
-DEFAULT_TOPK = 5
-
 
 def tag(
-    inputs: List[Path] = typer.Argument(..., help="Image folders (walked recursively), image files, or text files listing paths."),
+    inputs: List[str] = typer.Argument(..., help="Image folders (walked recursively), image files, text files listing paths, WebDataset tar shards (brace patterns like 'shards/{00000..00099}.tar' are expanded by sigrl; quote them), Parquet files or folders of them."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Label file: one label per line; blank lines and # comments ignored."),
     out: Path = typer.Option(..., "--out", "-o", callback=checks.output_path, help="Output: .jsonl (default format), .csv or .parquet; run metadata goes to OUT.meta.json."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors), export directory, config name or open_clip:ARCH[:TAG]. Default: the embedded model."),
@@ -42,48 +41,45 @@ def tag(
     engine: str = typer.Option("local", "--engine", help="local, or ray: Ray Data with one model replica per GPU/CPU slot; --out is then a folder of shards (join them with `sigrl merge`)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster for --engine ray: auto or ray://host:port; default: a local Ray instance."),
     replicas: Optional[int] = typer.Option(None, "--replicas", min=1, help="Model replicas for --engine ray (default: one per GPU, else one per 2 CPUs)."),
-    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Images per output shard for --engine ray (the unit of retry and resume)."),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Images per output shard for --engine ray (the unit of retry and resume); each tar shard or Parquet file is a shard of its own."),
+    keep_meta: bool = typer.Option(False, "--keep-meta", help="Carry each tar sample's .json / .txt into its record (\"meta\"); .jsonl or .parquet output."),
+    image_column: Optional[str] = typer.Option(None, "--image-column", help="Parquet inputs: the column of image bytes (binary, or a Hugging Face {bytes, path} struct); default: 'image', else the only such column."),
 ) -> None:
     """Tag every image under INPUTS; every image gets exactly one record, failures included.
 
     Without --threshold, --threshold-file or --topk, the model's calibrated thresholds are used when
     `sigrl calibrate` stored some for this exact label set, else the 5 best-scoring labels.
     """
-    from sigrl.runtime import LabelCache, open_runner
-    from sigrl.decode import DecodeOptions
-    from sigrl.tagging.job import apply_prompt, choose_rule, resolve_model, run_tagging
-    from sigrl.tagging.labels import read_labels
-    from sigrl.tagging.sources import discover
+    from sigrl.tagging.inputs import plan_inputs
+    from sigrl.tagging.spec import build_job
 
-    names = read_labels(labels)
-    decoding = DecodeOptions.from_options(decode, max_pixels)
-    target = resolve_model(model)
-    show = sys.stderr.isatty() if progress is None else progress
-    cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
-    if engine != "local":
-        from sigrl.tagging.ray_engine import run_with_ray
+    job = build_job(
+        inputs, labels, out, model=model, backend=backend, device=device, precision=precision, prompt=prompt,
+        label_cache=label_cache, threshold=threshold, threshold_file=threshold_file, topk=topk, scores=scores,
+        resume=resume, overwrite=overwrite, batch_size=batch_size, workers=workers, decode=decode,
+        max_pixels=max_pixels, keep_meta=keep_meta, image_column=image_column, engine=engine, address=address,
+        replicas=replicas, shard_size=shard_size,
+    )
+    bar = _Bar() if (sys.stderr.isatty() if progress is None else progress) else None
+    echo = None if progress is False else (lambda message: typer.echo(message, err=True))
+    if job.engine.kind == "ray":
+        from sigrl.tagging.ray_engine import require_ray, run_job_ray
 
-        rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
-        summary = run_with_ray(engine, [os.fspath(p) for p in inputs], target, backend, device, precision, cache.directory, prompt,
-                               names, rule, rule_source, out, resume, overwrite, batch_size, workers, decoding,
-                               _Bar() if show else None, address, replicas, shard_size, echo=None if progress is False else lambda m: typer.echo(m, err=True))
-        _finish(summary, out)
+        require_ray()
+    plan = plan_inputs(job.inputs, job.reading.image_column)  # input mistakes surface before the model loads
+    if echo is not None and plan.containers:
+        echo(f"inputs: {plan.describe()}")
+    if job.engine.kind == "ray":
+        _finish(run_job_ray(job, plan, bar, echo), out)
         return
-    found = discover([os.fspath(p) for p in inputs])  # input mistakes surface before the model loads
-    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:
-        if progress is not False:
-            typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
-        apply_prompt(runner, prompt)
-        rule, rule_source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
-        if progress is not False:
-            typer.echo(f"decision: {rule_source}", err=True)
+    from sigrl.tagging.api import Tagger
+
+    with Tagger.from_job(job) as tagger:
+        if echo is not None:
+            echo(f"backend: {tagger.description}")
+            echo(f"decision: {job.rule_source}")
         try:
-            summary = run_tagging(
-                found, runner, names, rule, out, resume=resume, overwrite=overwrite,
-                batch_size=batch_size, workers=_default_workers() if workers is None else workers,
-                decoding=decoding, progress=_Bar() if show else None,
-                extra_meta={"decision_source": rule_source},
-            )
+            summary = tagger.run_job(job, plan, bar)
         except KeyboardInterrupt:
             typer.echo(f"interrupted; every record written so far is complete: add --resume to continue {out}", err=True)
             raise typer.Exit(130) from None
@@ -97,12 +93,6 @@ def _finish(summary, out: Path) -> None:
     if summary.failed:
         typer.echo(f"{summary.errors} image(s) failed: see the records with \"status\": \"error\" in {out}", err=True)
         raise typer.Exit(1)
-
-
-def _default_workers() -> int:
-    from sigrl.environment import usable_cores
-
-    return max(2, min(usable_cores(), 16))  # decoding releases the GIL; 2 already overlaps on one core
 
 
 class _Bar:

@@ -1,9 +1,16 @@
-"""A whole tagging run: discover -> decode (thread pool) -> runner.infer -> decide -> record -> write.
+"""The local engine: a TagJob run in this process.
 
-The pieces live in the sibling modules; this module wires them together and owns what only a whole
-run knows: which images an earlier run already recorded (resume), the counts and the timings. The
-metadata sidecar, and the rule that an output never mixes records of different models, label sets
-or decision rules, live in sigrl.tagging.sidecar (shared with the Ray engine).
+    plan inputs -> decode (thread pool) -> runner.infer -> decide -> record -> write
+
+The pieces live in the sibling modules (the job value in sigrl.tagging.spec, the inputs in
+sigrl.tagging.inputs, the decode/infer/recheck loop in sigrl.tagging.scoring); this module wires
+them together and owns what only a whole run knows: which inputs an earlier run already recorded
+(resume), the counts and the timings. The metadata sidecar, and the rule that an output never
+mixes records of different models, label sets or decision rules, live in sigrl.tagging.sidecar
+(shared with the Ray engine).
+
+Loose files are listed (and sorted) before the run; tar shards and Parquet tables are streamed,
+one member at a time, after the files, with only their members counted beforehand.
 
 Decoding runs in `pipeline.iter_batches`' thread pool and is overlapped with inference: while the
 runner scores batch k, the pool decodes batches k+1..k+queue_depth. `Summary.timings` says where
@@ -14,23 +21,24 @@ what the benchmark reports as "decode vs inference".
 from __future__ import annotations
 
 import logging
+import itertools
 import os
 import time
-from contextlib import contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-
+from sigrl.decode import DecodeOptions
 from sigrl.errors import SigrlError
 from sigrl.tagging.calibrate import stored_thresholds
 from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
-from sigrl.decode import DecodeOptions
-from sigrl.tagging.pipeline import iter_batches
-from sigrl.tagging.recheck import Rechecker
-from sigrl.tagging.records import batch_records, error_record
+from sigrl.tagging.inputs import InputPlan, count_container, iter_members, plan_inputs
+from sigrl.tagging.pipeline import Input
+from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.scoring import BatchScorer
 from sigrl.tagging.sidecar import Progress, Summary, check_resumable, earlier_runs, recorded_run, run_meta
-from sigrl.tagging.sources import Discovery, discover
+from sigrl.tagging.sources import Discovery
+from sigrl.tagging.spec import ModelSpec, OutputPolicy, TagJob
 from sigrl.tagging.writers import Output, holds_records, meta_path, open_output
 
 log = logging.getLogger(__name__)
@@ -96,6 +104,57 @@ def choose_rule(
     return make_rule(labels, threshold, per_label, topk, scores_mode), ", ".join(parts)
 
 
+def default_workers() -> int:
+    """Decoding threads of the local engine when the job leaves it open."""
+    from sigrl.environment import usable_cores
+
+    return max(2, min(usable_cores(), 16))  # decoding releases the GIL; 2 already overlaps on one core
+
+
+def run_job(job: TagJob, runner: Any, plan: InputPlan | None = None, progress: Progress | None = None) -> Summary:
+    """Runs `job` with an open `runner` (any `sigrl.runtime.Runner`: infer, preprocess, max_batch,
+    model_hash, ...) into job.output; `plan` when the caller planned the inputs already.
+
+    Per-input failures become error records; an error of the runner itself stops the run (the
+    records written so far stay valid and a resumed run continues from them).
+    """
+    started = time.perf_counter()
+    labels = list(job.labels)
+    plan = plan_inputs(job.inputs, job.reading.image_column) if plan is None else plan
+    workers = default_workers() if job.workers is None else job.workers
+    batch = max(1, min(job.batch_size, runner.max_batch(len(labels))))
+    if batch < job.batch_size:
+        log.info("batch size %d capped to %d for %d labels (head memory)", job.batch_size, batch, len(labels))
+    output_path = job.output.path
+    meta = run_meta(runner, job, batch, workers)
+    summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(plan.files.paths), batch_size=batch)
+    # Checked before the output is opened, so a refused resume leaves every file as it was.
+    previous = check_resumable(output_path, meta, holds_records(output_path)) if job.output.resume else None
+    with open_output(output_path, resume=job.output.resume, overwrite=job.output.overwrite) as out:
+        summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
+        todo = [p for p in plan.files.paths if not out.is_done(p)]
+        summary.skipped = len(plan.files.paths) - len(todo)
+        total = len(todo)
+        for container in plan.containers:  # headers and metadata only; members are streamed later
+            members, done = count_container(container, out.is_done)
+            summary.discovered += members
+            summary.skipped += done
+            total += members - done
+        runs = earlier_runs(previous)
+        # The sidecar is saved ("running") before the first record, so no output holds records
+        # that it does not describe (resume refuses such a file).
+        with recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
+            summary.errors += _record_problems(out, plan.files.problems, summary)
+            summary.label_side = _warm_labels(runner, labels, summary.timings)
+            inputs: Iterator[Input] = itertools.chain(todo, iter_members(
+                plan.containers, out.is_done, job.reading.keep_meta, job.reading.image_column, summary.problems))
+            try:
+                _tag(out, inputs, total, runner, job, batch, workers, progress, summary, save_running)
+            finally:
+                out.close()  # every record on disk before the final metadata
+    return summary
+
+
 def run_tagging(
     inputs: Sequence[str | os.PathLike[str]] | Discovery,
     runner: Any,
@@ -110,50 +169,26 @@ def run_tagging(
     progress: Progress | None = None,
     extra_meta: dict[str, Any] | None = None,
 ) -> Summary:
-    """Tags every image under `inputs` into `output_path`; see the module docstring.
-
-    `runner` is any `sigrl.runtime.Runner` (infer, preprocess, max_batch, model_hash, ...).
-    Per-image failures become error records; an error of the runner itself stops the run (the
-    records written so far stay valid and `resume` continues from them).
-    """
-    labels = list(labels)
-    if tuple(labels) != rule.labels:
-        raise ValueError("the decision rule was made for a different label list")
-    started = time.perf_counter()
-    found = inputs if isinstance(inputs, Discovery) else discover(inputs)  # found early by a caller
-    batch = max(1, min(batch_size, runner.max_batch(len(labels))))
-    if batch < batch_size:
-        log.info("batch size %d capped to %d for %d labels (head memory)", batch_size, batch, len(labels))
-    meta = run_meta(runner, labels, rule, batch, workers, decoding, extra_meta)
-    summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(found.paths), batch_size=batch)
-    # Checked before the output is opened, so a refused resume leaves every file as it was.
-    previous = check_resumable(output_path, meta, holds_records(output_path)) if resume else None
-    with open_output(output_path, resume=resume, overwrite=overwrite) as out:
-        summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
-        todo = [p for p in found.paths if not out.is_done(p)]
-        summary.skipped = len(found.paths) - len(todo)
-        runs = earlier_runs(previous)
-        # The sidecar is saved ("running") before the first record, so no output holds records
-        # that it does not describe (resume refuses such a file).
-        with recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
-            summary.errors += _record_problems(out, found.problems, summary)
-            summary.label_side = _warm_labels(runner, labels, summary.timings)
-            try:
-                _tag(out, todo, runner, labels, rule, batch, workers, decoding, progress, summary, save_running)
-            finally:
-                out.close()  # every record on disk before the final metadata
-    return summary
+    """run_job with the job spelled out as arguments (`inputs` may be files found already)."""
+    job = TagJob(
+        inputs=() if isinstance(inputs, Discovery) else tuple(os.fspath(p) for p in inputs),
+        output=OutputPolicy(os.fspath(output_path), resume, overwrite),
+        model=ModelSpec(getattr(runner, "name", type(runner).__name__)),
+        labels=tuple(labels), rule=rule, rule_source=(extra_meta or {}).get("decision_source", ""),
+        decoding=decoding, batch_size=batch_size, workers=workers,
+    )
+    plan = InputPlan(files=inputs) if isinstance(inputs, Discovery) else None
+    return run_job(job, runner, plan, progress)
 
 
 def _tag(
     out: Output,
-    todo: list[Path],
+    inputs: Iterator[Input],
+    total: int,
     runner: Any,
-    labels: list[str],
-    rule: DecisionRule,
+    job: TagJob,
     batch: int,
     workers: int,
-    decoding: DecodeOptions,
     progress: Progress | None,
     summary: Summary,
     save_meta: Any,
@@ -163,57 +198,22 @@ def _tag(
     for key in ("decode_wait_s", "infer_s", "recheck_s", "write_s"):
         timings.setdefault(key, 0.0)  # present in the metadata even when never used
     if progress is not None:
-        progress.start(len(todo), summary.skipped)
-    batches = iter_batches(todo, runner.preprocess, batch_size=batch, workers=workers, decoding=decoding)
-
-    def write(finals: list) -> None:
-        nonlocal last_save
-        for item, scores in finals:
-            out.write(batch_records(item.paths, scores, rule, item.failures))
+        progress.start(total, summary.skipped)
+    scorer = BatchScorer(runner, job.labels, job.rule, batch, workers, job.decoding, timings)
+    with closing(scorer(inputs)) as scored:
+        for item, scores in scored:
+            summary.rechecked = scorer.rechecked
+            start = time.perf_counter()
+            out.write(with_meta(batch_records(item.paths, scores, job.rule, item.failures), item.meta))
             summary.tagged += len(item.paths)
             summary.errors += len(item.failures)
             if progress is not None:
                 progress.update(len(item), summary.errors)
-        if time.monotonic() - last_save > META_INTERVAL_S:
-            save_meta()  # so a killed run still leaves recent counts behind
-            last_save = time.monotonic()
-
-    clock = _Clock(timings)
-    try:
-        with Rechecker(runner, labels, rule, decoding, workers) as rechecker:
-            while True:
-                with clock("decode_wait_s"):
-                    item = next(batches, None)
-                if item is None:
-                    break
-                with clock("infer_s"):
-                    scores = runner.infer(item.images, labels) if item.paths else np.zeros((0, len(labels)), np.float32)  # [b, N]
-                with clock("recheck_s"):
-                    finals = rechecker.push(item, scores)
-                summary.rechecked = rechecker.rechecked
-                with clock("write_s"):
-                    write(finals)
-            with clock("recheck_s"):
-                finals = rechecker.finish()
-            with clock("write_s"):
-                write(finals)
-    finally:
-        batches.close()  # stops the decode pool at once when the consumer failed
-
-
-class _Clock:
-    """`with clock(key):` adds the block's wall time to timings[key]."""
-
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings = timings
-
-    @contextmanager
-    def __call__(self, key: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
+            if time.monotonic() - last_save > META_INTERVAL_S:
+                save_meta()  # so a killed run still leaves recent counts behind
+                last_save = time.monotonic()
+            timings["write_s"] += time.perf_counter() - start
+    summary.rechecked = scorer.rechecked
 
 
 def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary) -> int:
@@ -241,5 +241,3 @@ def _warm_labels(runner: Any, labels: list[str], timings: dict[str, float]) -> s
     if before is None:
         return "unknown"
     return "encoded" if runner.text_runs > before else "cache"
-
-

@@ -1,14 +1,22 @@
 """`sigrl tag --engine ray`: the tagging job on a Ray cluster, through Ray Data and an actor pool.
 
-    driver:  discover + sort the images, cut them into fixed shards (sigrl.tagging.shards),
-             skip the shards already finished, build one Ray Data dataset row per shard
+    driver:  plan the inputs (sigrl.tagging.inputs), cut the sorted image files into fixed shards
+             (sigrl.tagging.shards); each tar shard or Parquet file is one shard of its own; skip
+             the shards already finished, build one Ray Data dataset row per shard
     tasks:   decode a shard's images (the local engine's decoder and thread pool)
     actors:  one model replica each (any backend, loaded once through open_runner); score a
              shard, turn scores into records with the run's decision rule, write the shard file
              atomically, return its manifest entry
     driver:  note finished shards in the manifest as they stream back; write the run sidecar
 
-The shard is the unit of work, of retry and of output. Ray restarts an actor that dies and
+The shard is the unit of work, of retry and of output. A tar shard or Parquet file is read by the
+replica that scores it, streamed with the local engine's own readers (sigrl.tagging.webdataset and
+sigrl.tagging.tables), not by Ray Data's `read_webdataset` / `read_parquet`: those decode members
+with their own decoder, fail a whole read task on one corrupt member or a truncated tail instead
+of giving it an error record, and spread one input file over several blocks, so no block would
+stand for exactly one shard that can be retried and resumed on its own. Reading inside the
+replica keeps every record identical to the local engine's, and one input file = one output
+shard = one unit of retry. Ray restarts an actor that dies and
 retries its shard (Ray Data's default for actor pools); since a shard file is only ever renamed
 into place whole, a retried shard replaces its own file and every image is recorded exactly once.
 
@@ -38,15 +46,18 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from sigrl.errors import SigrlError
-from sigrl.tagging import job, sidecar
-from sigrl.tagging.decisions import DecisionRule
 from sigrl.decode import DecodeOptions
+from sigrl.tagging import sidecar
+from sigrl.tagging.decisions import DecisionRule
+from sigrl.tagging.inputs import Container, InputPlan, count_container, iter_container, plan_inputs
 from sigrl.tagging.pipeline import Batch, iter_batches
 from sigrl.tagging.recheck import Rechecker
-from sigrl.tagging.records import batch_records, error_record
-from sigrl.tagging.shards import Manifest, Shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard
+from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.shards import (
+    Manifest, Shard, container_shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard,
+)
 from sigrl.tagging.sidecar import Progress, Summary
-from sigrl.tagging.sources import discover
+from sigrl.tagging.spec import EngineOptions, ModelSpec, OutputPolicy, ReadOptions, TagJob
 from sigrl.tagging.writers import meta_path
 
 log = logging.getLogger(__name__)
@@ -57,27 +68,7 @@ DEFAULT_SHARD_SIZE = 1000
 MANIFEST_INTERVAL_S = 10.0
 
 
-@dataclass(frozen=True)
-class RunnerSpec:
-    """How each replica opens its runner: the arguments of `sigrl.runtime.open_runner` (+ prompt).
-
-    A runner cannot travel to a Ray worker; this recipe does, and every actor builds its own.
-    """
-
-    model: str
-    backend: str = "auto"
-    device: str = "auto"
-    precision: str | None = None
-    label_cache: str | None = None
-    prompt: str | None = None
-
-    def open(self) -> Any:
-        from sigrl.runtime import open_runner
-
-        # shared_cpu: CPU replicas decode in the same process, and decode tasks may share the node.
-        runner = open_runner(self.model, self.backend, self.device, self.precision, self.label_cache, shared_cpu=True)
-        job.apply_prompt(runner, self.prompt)
-        return runner
+RunnerSpec = ModelSpec  # the name this recipe had before it moved into the job value
 
 
 def require_ray() -> Any:
@@ -90,31 +81,43 @@ def require_ray() -> Any:
     return ray
 
 
-def run_with_ray(
-    engine: str, inputs: Sequence[str], model: str, backend: str, device: str, precision: str | None,
-    label_cache: str | os.PathLike[str] | None, prompt: str | None, labels: Sequence[str], rule: DecisionRule,
-    rule_source: str, output_path: str | os.PathLike[str], resume: bool, overwrite: bool, batch_size: int,
-    workers: int | None, decoding: DecodeOptions, progress: Progress | None, address: str | None,
-    replicas: int | None, shard_size: int, echo: Callable[[str], None] | None = None,
-) -> Summary:
-    """What `sigrl tag --engine ray` calls with its parsed options; `echo` gets the status lines."""
-    if engine != "ray":
-        raise SigrlError(f"--engine must be local or ray, got {engine!r}")
-    require_ray()
-    spec = RunnerSpec(model, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
+def run_job_ray(job: TagJob, plan: InputPlan | None = None, progress: Progress | None = None,
+                echo: Callable[[str], None] | None = None) -> Summary:
+    """`job` on Ray: the local engine's records and sidecar, written as shards into the folder
+    job.output.path (see sigrl.tagging.shards); `echo` gets the status lines.
+
+    job.engine.address: None starts a local Ray instance (or uses the one this process already
+    runs), "auto" joins the cluster this machine belongs to, "ray://host:port" a remote one.
+    job.engine.replicas: model replicas (actors); default one per GPU, else one per two CPUs.
+    job.workers: decoding threads per decode task (default 1).
+    """
+    ray = require_ray()
+    output_path = job.output.path
+    shard_format(output_path)  # a wrong folder name fails before Ray starts
+    started = time.perf_counter()
+    plan = plan_inputs(job.inputs, job.reading.image_column) if plan is None else plan
     if echo is not None:
-        echo(f"engine: ray ({address or 'local Ray instance'}), shards of {shard_size} images -> {output_path}/")
-        echo(f"decision: {rule_source}")
-    return run_tagging_ray(
-        inputs, spec, labels, rule, output_path, resume=resume, overwrite=overwrite, batch_size=batch_size,
-        workers=1 if workers is None else workers, decoding=decoding, progress=progress,
-        extra_meta={"decision_source": rule_source}, address=address, replicas=replicas, shard_size=shard_size,
-    )
+        echo(f"engine: ray ({job.engine.address or 'local Ray instance'}), shards of {job.engine.shard_size} images -> {output_path}/")
+        echo(f"decision: {job.rule_source}")
+    found = plan.files
+    shards = plan_shards(found.paths, job.engine.shard_size)
+    unreadable = [(p, r) for p, r in found.problems if r.startswith("unreadable")]
+    if unreadable:  # as in the local engine: folders that could not be read get error records
+        shards.append(make_shard(len(shards), [p for p, _ in unreadable]))
+    shards.extend(container_shard(len(shards), c.path, c.kind) for c in plan.containers)
+    manifest = open_manifest(output_path, shards, job.engine.shard_size, resume=job.output.resume,
+                             overwrite=job.output.overwrite)
+    own_ray = _connect(ray, job.engine.address)
+    try:
+        return _run(ray, job, plan, unreadable, manifest, progress, started)
+    finally:
+        if own_ray:
+            ray.shutdown()
 
 
 def run_tagging_ray(
     inputs: Sequence[str | os.PathLike[str]],
-    runner: RunnerSpec,
+    runner: ModelSpec,
     labels: Sequence[str],
     rule: DecisionRule,
     output_path: str | os.PathLike[str],
@@ -129,61 +132,51 @@ def run_tagging_ray(
     address: str | None = None,
     replicas: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    keep_meta: bool = False,
+    image_column: str | None = None,
 ) -> Summary:
-    """`job.run_tagging` on Ray: same records and sidecar, written as shards into the folder
-    `output_path` (see sigrl.tagging.shards). `workers` is decoding threads per decode task.
-
-    `address`: None starts a local Ray instance (or uses the one this process already runs),
-    "auto" joins the cluster this machine belongs to, "ray://host:port" a remote one.
-    `replicas`: model replicas (actors); default one per GPU, else one per two CPUs.
-    """
-    ray = require_ray()
-    labels = list(labels)
-    if tuple(labels) != rule.labels:
-        raise ValueError("the decision rule was made for a different label list")
-    shard_format(output_path)  # a wrong folder name fails before Ray starts
-    started = time.perf_counter()
-    found = discover(inputs)
-    shards = plan_shards(found.paths, shard_size)
-    unreadable = [(p, r) for p, r in found.problems if r.startswith("unreadable")]
-    if unreadable:  # as in the local engine: folders that could not be read get error records
-        shards.append(make_shard(len(shards), [p for p, _ in unreadable]))
-    manifest = open_manifest(output_path, shards, shard_size, resume=resume, overwrite=overwrite)
-    own_ray = _connect(ray, address)
-    try:
-        return _run(ray, found, unreadable, manifest, runner, labels, rule, output_path, resume, batch_size, workers,
-                    decoding, progress, extra_meta, replicas, started)
-    finally:
-        if own_ray:
-            ray.shutdown()
+    """run_job_ray with the job spelled out as arguments."""
+    job = TagJob(
+        inputs=tuple(os.fspath(p) for p in inputs), output=OutputPolicy(os.fspath(output_path), resume, overwrite),
+        model=runner, labels=tuple(labels), rule=rule, rule_source=(extra_meta or {}).get("decision_source", ""),
+        decoding=decoding, reading=ReadOptions(keep_meta, image_column), batch_size=batch_size, workers=workers,
+        engine=EngineOptions("ray", address, replicas, shard_size),
+    )
+    return run_job_ray(job, progress=progress)
 
 
-def _run(ray: Any, found: Any, unreadable: list, manifest: Manifest, spec: RunnerSpec, labels: list[str],
-         rule: DecisionRule, output_path: Any, resume: bool, batch_size: int, workers: int, decoding: DecodeOptions,
-         progress: Progress | None, extra_meta: dict[str, Any] | None, replicas: int | None, started: float) -> Summary:
-    use_gpu, replicas = _placement(ray, spec, replicas)
+def _run(ray: Any, job: TagJob, plan: InputPlan, unreadable: list, manifest: Manifest, progress: Progress | None,
+         started: float) -> Summary:
+    spec, labels, output_path = job.model, list(job.labels), job.output.path
+    workers = 1 if job.workers is None else job.workers
+    use_gpu, replicas = _placement(ray, spec, job.engine.replicas)
     described = _describe(ray, spec, labels, use_gpu)
-    batch = max(1, min(batch_size, described.max_batch))
-    extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size, **(extra_meta or {})}
-    meta = sidecar.run_meta(described, labels, rule, batch, workers, decoding, extra)
-    previous = sidecar.check_resumable(output_path, meta, bool(manifest.entries)) if resume else None
+    batch = max(1, min(job.batch_size, described.max_batch))
+    extra = {"engine": "ray", "replicas": replicas, "shard_size": manifest.shard_size}
+    meta = sidecar.run_meta(described, job, batch, workers, extra)
+    previous = sidecar.check_resumable(output_path, meta, bool(manifest.entries)) if job.output.resume else None
     runs = sidecar.earlier_runs(previous)
+    counts = {c.path: count_container(c, lambda p: False)[0] for c in plan.containers}
     summary = Summary(output=Path(output_path), meta=meta_path(output_path),
-                      discovered=len(found.paths), batch_size=batch, label_side=described.label_side)
-    summary.problems = [(os.fspath(p), r) for p, r in found.problems if not r.startswith("unreadable")]
+                      discovered=len(plan.files.paths) + sum(counts.values()), batch_size=batch,
+                      label_side=described.label_side)
+    summary.problems = [(os.fspath(p), r) for p, r in plan.files.problems if not r.startswith("unreadable")]
     summary.previous_records = manifest.record_count()
-    summary.skipped = sum(len(s.paths) for s in manifest.shards if s.index in manifest.entries)
+    size = {s.index: (counts[s.paths[0]] if s.kind != "files" else len(s.paths)) for s in manifest.shards}
+    summary.skipped = sum(size[s.index] for s in manifest.shards if s.index in manifest.entries)
     summary.timings.update({"labels_s": described.labels_s, "decode_s": 0.0, "infer_s": 0.0, "write_s": 0.0})
     todo = manifest.todo()
-    if unreadable and todo and todo[-1].index == manifest.shards[-1].index:
-        _write_problems(manifest, todo.pop(), unreadable, summary)
+    problem_shard = [s for s in todo if s.kind == "files" and unreadable and s.paths == tuple(os.fspath(p) for p, _ in unreadable)]
+    for shard in problem_shard:
+        todo.remove(shard)
+        _write_problems(manifest, shard, unreadable, summary)
     with sidecar.recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
         try:
             if progress is not None:
-                progress.start(sum(len(s.paths) for s in todo), summary.skipped)
+                progress.start(sum(size[s.index] for s in todo), summary.skipped)
             if todo:
-                _stream(ray, todo, manifest, spec, labels, rule, batch, workers, decoding, described.preprocess,
-                        use_gpu, replicas, progress, summary, save_running)
+                _stream(ray, todo, manifest, job, batch, workers, described.preprocess, use_gpu, replicas, progress,
+                        summary, save_running)
         finally:
             manifest.save()
         for name in remove_stale(manifest):  # only once every shard of this plan is written
@@ -252,14 +245,14 @@ def _write_problems(manifest: Manifest, shard: Shard, unreadable: list, summary:
     summary.errors += len(records)
 
 
-def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, labels: list[str], rule: DecisionRule,
-            batch: int, workers: int, decoding: DecodeOptions, preprocess: Any, use_gpu: bool, replicas: int,
-            progress: Progress | None, summary: Summary, save_meta: Any) -> None:
+def _stream(ray: Any, todo: list[Shard], manifest: Manifest, job: TagJob, batch: int, workers: int, preprocess: Any,
+            use_gpu: bool, replicas: int, progress: Progress | None, summary: Summary, save_meta: Any) -> None:
     """Runs the Ray Data pipeline over the unfinished shards and notes each finished one."""
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    rows = [{"index": s.index, "digest": s.digest, "paths": json.dumps(list(s.paths))} for s in todo]
+    decoding = job.decoding
+    rows = [{"index": s.index, "digest": s.digest, "paths": json.dumps(list(s.paths)), "kind": s.kind} for s in todo]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     if use_gpu:  # decode on CPU tasks, overlapped with the GPUs; CPU replicas decode themselves
         ds = ds.map(_decode_shard, fn_kwargs={"preprocess": preprocess, "decoding": decoding, "threads": workers},
@@ -267,9 +260,9 @@ def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, l
     ds = ds.map_batches(
         _ShardScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=replicas),
-        fn_constructor_kwargs={"spec": spec, "labels": labels, "rule": rule, "batch": batch, "threads": workers,
-                               "decoding": decoding, "out_dir": os.fspath(manifest.out_dir),
-                               "suffix": manifest.suffix},
+        fn_constructor_kwargs={"spec": job.model, "labels": list(job.labels), "rule": job.rule, "batch": batch,
+                               "threads": workers, "decoding": decoding, "out_dir": os.fspath(manifest.out_dir),
+                               "suffix": manifest.suffix, "reading": job.reading},
         num_cpus=1, num_gpus=1 if use_gpu else 0,
     )
     last_save = time.monotonic()
@@ -292,8 +285,13 @@ def _stream(ray: Any, todo: list[Shard], manifest: Manifest, spec: RunnerSpec, l
 
 
 def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions, threads: int) -> dict[str, Any]:
-    """One shard's images decoded (uint8 [n, S, S, 3] as raw bytes) plus its failures."""
+    """One shard's images decoded (uint8 [n, S, S, 3] as raw bytes) plus its failures.
+
+    A tar shard or table passes through undecoded: its replica streams it (see the module docstring).
+    """
     start = time.perf_counter()
+    if row["kind"] != "files":
+        return {**row, "ok": "[]", "failures": "[]", "reduced": "[]", "images": None, "decode_s": 0.0}
     paths = json.loads(row["paths"])
     ok: list[str] = []
     failures: list[list[str]] = []
@@ -305,7 +303,7 @@ def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions,
         reduced.extend(bool(r) for r in item.reduced)
         parts.append(item.images)
     images = np.concatenate(parts) if parts else np.zeros((0, 0, 0, 3), np.uint8)  # [n, S, S, 3]
-    return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "ok": json.dumps(ok),
+    return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "kind": row["kind"], "ok": json.dumps(ok),
             "failures": json.dumps(failures), "reduced": json.dumps(reduced), "images": images.tobytes(),
             "decode_s": time.perf_counter() - start}
 
@@ -313,9 +311,10 @@ def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions,
 class _ShardScorer:
     """A Ray Data actor: one model replica that scores whole shards and writes their files."""
 
-    def __init__(self, spec: RunnerSpec, labels: list[str], rule: DecisionRule, batch: int, threads: int,
-                 decoding: DecodeOptions, out_dir: str, suffix: str) -> None:
+    def __init__(self, spec: ModelSpec, labels: list[str], rule: DecisionRule, batch: int, threads: int,
+                 decoding: DecodeOptions, out_dir: str, suffix: str, reading: ReadOptions) -> None:
         self.runner = spec.open()
+        self.reading = reading
         self.labels, self.rule, self.batch = labels, rule, batch
         self.threads, self.decoding = threads, decoding
         self.out_dir, self.suffix = out_dir, suffix
@@ -342,16 +341,25 @@ class _ShardScorer:
                 timings["decode_s"] += now - mark  # waiting for decoded images (CPU replicas only)
                 scores = self.runner.infer(item.images, self.labels) if item.paths else np.zeros((0, n_labels), np.float32)  # [b, N]
                 finals = rechecker.push(item, scores)
-                records.extend(r for done, final in finals for r in batch_records(done.paths, final, self.rule, done.failures))
+                records.extend(r for done, final in finals for r in self._records(done, final))
                 mark = time.perf_counter()
                 timings["infer_s"] += mark - now  # rechecks included
-            records.extend(r for done, final in rechecker.finish() for r in batch_records(done.paths, final, self.rule, done.failures))
-        shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"])
+            records.extend(r for done, final in rechecker.finish() for r in self._records(done, final))
+        shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row["kind"])
         entry = write_shard(self.out_dir, shard, records, self.suffix)
         return {**entry, **timings, "rechecked": rechecker.rechecked, "write_s": time.perf_counter() - mark}
 
+    def _records(self, batch: Batch, scores: np.ndarray) -> list:
+        return with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta)
+
     def _batches(self, row: dict[str, Any]) -> Iterator[Batch]:
         """The inference batches of one shard (the last one may hold only failures)."""
+        if row["kind"] != "files":  # a tar shard or table, streamed by the local engine's reader
+            (path,) = json.loads(row["paths"])
+            members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading.keep_meta,
+                                     self.reading.image_column)
+            yield from iter_batches(members, self.runner.preprocess, self.batch, self.threads, self.decoding)
+            return
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
             yield from iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,
                                     self.decoding)

@@ -6,7 +6,10 @@
       ...
     tags.jsonl.meta.json             the same run metadata sidecar as the local engine's
 
-The image list (sorted by `sources.discover`) is cut into fixed shards of `shard_size` images.
+The image list (sorted by `sources.discover`) is cut into fixed shards of `shard_size` images;
+each WebDataset tar shard or Parquet file of the input is one shard of its own (`kind` "tar" or
+"parquet", its path the shard's only entry), whose digest covers the file's size and mtime, so a
+rewritten input file is tagged again.
 A shard's file name carries a digest of its image list, so a shard file can only ever stand for
 exactly that list: when the inputs change, shards whose list changed get new names and are
 redone, the others are kept.
@@ -47,11 +50,12 @@ SHARD_FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet"}
 
 @dataclass(frozen=True)
 class Shard:
-    """One fixed slice of the sorted image list."""
+    """One fixed slice of the sorted image list, or one input container (kind "tar"/"parquet")."""
 
     index: int
     paths: tuple[str, ...]
-    digest: str  # of the path keys, in order
+    digest: str  # of the path keys, in order (a container's: of its path, size and mtime)
+    kind: str = "files"
 
     def file_name(self, suffix: str) -> str:
         return f"{SHARD_PREFIX}{self.index:05d}-{self.digest}{suffix}"
@@ -88,6 +92,25 @@ def _digest(paths: Sequence[str]) -> str:
     return h.hexdigest()[:12]
 
 
+def container_shard(index: int, path: str, kind: str) -> Shard:
+    """The shard that stands for one whole tar shard or Parquet file of the input."""
+    try:
+        st = os.stat(path)
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    return Shard(index, (path,), _digest([f"{path}\0{kind}\0{stamp}"]), kind)
+
+
+def owns(shard: Shard, record_path: str) -> bool:
+    """True when a record of `record_path` belongs in `shard`."""
+    if shard.kind == "files":
+        return path_key(record_path) in {path_key(p) for p in shard.paths}
+    own = path_key(shard.paths[0])
+    key = path_key(record_path)
+    return key == own or key.startswith(own + "#")
+
+
 def write_shard(out_dir: str | os.PathLike[str], shard: Shard, records: Sequence[Record], suffix: str) -> dict[str, Any]:
     """Writes one shard file atomically; returns its manifest entry."""
     out_dir = Path(out_dir)
@@ -102,7 +125,8 @@ def write_shard(out_dir: str | os.PathLike[str], shard: Shard, records: Sequence
         for leftover in (tmp, Path(os.fspath(tmp) + ".journal.jsonl")):
             leftover.unlink(missing_ok=True)
     errors = sum(1 for r in records if r["status"] == "error")
-    return {"index": shard.index, "file": final.name, "images": len(shard.paths), "records": len(records),
+    images = len(shard.paths) if shard.kind == "files" else len(records)
+    return {"index": shard.index, "file": final.name, "images": images, "records": len(records),
             "errors": errors, "bytes": final.stat().st_size}
 
 
@@ -139,6 +163,7 @@ class Manifest:
             "finished": len(self.entries),
             "shards": [
                 {"index": s.index, "file": s.file_name(self.suffix), "digest": s.digest, "images": len(s.paths),
+                 **({"kind": s.kind} if s.kind != "files" else {}),
                  "first": path_text(s.paths[0]) if s.paths else None, **self._done_fields(s.index)}
                 for s in self.shards
             ],
@@ -191,7 +216,8 @@ def _finished_entry(out_dir: Path, shard: Shard, suffix: str, recorded: dict | N
         return None
     size = file.stat().st_size
     if recorded is not None and recorded.get("bytes") == size:
-        return {"index": shard.index, "file": file.name, "images": len(shard.paths), "records": recorded["records"],
+        images = len(shard.paths) if shard.kind == "files" else recorded["records"]
+        return {"index": shard.index, "file": file.name, "images": images, "records": recorded["records"],
                 "errors": recorded["errors"], "bytes": size}
     # Not noted (the driver died after the rename) or changed since: trust only what it holds.
     try:
@@ -199,11 +225,17 @@ def _finished_entry(out_dir: Path, shard: Shard, suffix: str, recorded: dict | N
     except SigrlError as err:
         log.warning("%s: unreadable shard, redoing it (%s)", file, err)
         return None
-    if sorted(path_key(r["path"]) for r in records) != sorted(path_key(p) for p in shard.paths):
+    if shard.kind != "files":  # a container's members are not listed: its records must be its own, once each
+        keys = [path_key(r["path"]) for r in records]
+        if not records or len(set(keys)) != len(keys) or not all(owns(shard, r["path"]) for r in records):
+            log.warning("%s: shard does not hold the records of %s, redoing it", file, shard.paths[0])
+            return None
+    elif sorted(path_key(r["path"]) for r in records) != sorted(path_key(p) for p in shard.paths):
         log.warning("%s: shard does not hold exactly its %d images, redoing it", file, len(shard.paths))
         return None
     errors = sum(1 for r in records if r["status"] == "error")
-    return {"index": shard.index, "file": file.name, "images": len(shard.paths), "records": len(records),
+    images = len(shard.paths) if shard.kind == "files" else len(records)
+    return {"index": shard.index, "file": file.name, "images": images, "records": len(records),
             "errors": errors, "bytes": size}
 
 

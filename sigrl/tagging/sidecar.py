@@ -15,18 +15,21 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 import sigrl
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import DecisionRule
-from sigrl.decode import DecodeOptions
 from sigrl.tagging.records import path_text
 from sigrl.tagging.writers import meta_path, read_meta, write_meta
+
+if TYPE_CHECKING:
+    from sigrl.tagging.spec import TagJob
 
 # Settings that decide what a record says. Resuming an output with any of them changed would mix
 # two kinds of records in one file without a trace, so it is refused.
 _MUST_MATCH = ("model_hash", "label_hash", "decision")
+# The same, for settings that older sidecars lack: a missing one had its default then.
+_MUST_MATCH_DEFAULTS = {"keep_meta": False, "image_column": None}
 
 
 class Progress(Protocol):
@@ -91,11 +94,10 @@ def label_hash(labels: Sequence[str], prompt: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def run_meta(
-    runner: Any, labels: list[str], rule: DecisionRule, batch: int, workers: int, decoding: DecodeOptions,
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
+def run_meta(runner: Any, job: "TagJob", batch: int, workers: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar's description of a run: the job, and what the runner resolved (backend, hash, ...)."""
     prompt = getattr(runner, "prompt", "")
+    labels, decoding = list(job.labels), job.decoding
     return {
         "sigrl_version": sigrl.__version__,
         "model": getattr(runner, "name", type(runner).__name__),
@@ -107,12 +109,13 @@ def run_meta(
         "prompt": prompt,
         "labels": labels,
         "label_hash": label_hash(labels, prompt),
-        "decision": rule.to_dict(),
+        "decision": job.rule.to_dict(),
         "preprocess": _plain(getattr(runner, "preprocess", None)),
         "batch_size": batch,
         "workers": workers,
         "max_pixels": decoding.max_pixels,
         "decode": decoding.mode,
+        **job.meta(),
         **(extra or {}),
     }
 
@@ -142,8 +145,11 @@ def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any], h
             "pass --overwrite to start over, or tag into a new --out"
         )
     changed = [key for key in _MUST_MATCH if _canonical(previous[key]) != _canonical(meta[key])]
+    changed += [key for key, default in _MUST_MATCH_DEFAULTS.items()
+                if _canonical(previous.get(key, default)) != _canonical(meta.get(key, default))]
     if changed:
-        what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores"}
+        what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores",
+                "keep_meta": "--keep-meta", "image_column": "--image-column"}
         listed = ", ".join(what[k] for k in changed)
         raise SigrlError(
             f"{output_path}: cannot resume with a different {listed} than the run that wrote it "

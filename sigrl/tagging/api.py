@@ -1,0 +1,193 @@
+"""The Python API: tagging embedded in a program, with the model opened once and reused.
+
+    from sigrl.tagging import Tagger
+
+    with Tagger(model=None, backend="auto", labels=["red circle", "blue square"], topk=1) as tagger:
+        records = tagger.tag(["a.jpg", "b.png", pixels_uint8_hwc])   # one record per input, in order
+        scores = tagger.scores(["a.jpg"])                            # float32 [n, N], label order
+        summary = tagger.run(["shards/{000..009}.tar"], "tags.jsonl")  # a whole job, as `sigrl tag`
+
+Records are those `sigrl tag` writes (sigrl.tagging.records), made by the same decoder, batching,
+decision rule and rechecks. `sigrl tag` itself runs its local engine through `Tagger.run_job`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any, Iterable, Sequence, Union
+
+import numpy as np
+
+from sigrl.decode import DecodeOptions
+from sigrl.errors import SigrlError
+from sigrl.tagging.inputs import InputPlan
+from sigrl.tagging.member import Member
+from sigrl.tagging.records import Record, batch_records, with_meta
+from sigrl.tagging.scoring import BatchScorer
+from sigrl.tagging.sidecar import Progress, Summary
+from sigrl.tagging.spec import DEFAULT_TOPK, ModelSpec, OutputPolicy, ReadOptions, TagJob
+
+# An image file's path, encoded image bytes, a PIL image, or a uint8 array [H, W(, 3|4)].
+ImageInput = Union[str, "os.PathLike[str]", bytes, np.ndarray, Any]
+
+
+class Tagger:
+    """A model and a label set, ready to tag; see the module docstring.
+
+    `model`: a checkpoint, an export folder, a config name or open_clip:ARCH[:TAG]; None is the
+    embedded default model. The decision rule is chosen as by `sigrl tag`: `threshold`,
+    `threshold_file`, `topk`, else the model's calibrated thresholds for these labels, else the 5
+    best. `decode` is fast, exact or checked (see sigrl.decode.DecodeOptions).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        backend: str = "auto",
+        labels: Sequence[str] = (),
+        *,
+        device: str = "auto",
+        precision: str | None = None,
+        prompt: str | None = None,
+        threshold: float | None = None,
+        threshold_file: str | os.PathLike[str] | None = None,
+        topk: int | None = None,
+        scores: str = "tags",
+        decode: str = "fast",
+        max_pixels: int | None = None,
+        batch_size: int = 8,
+        workers: int | None = None,
+        label_cache: str | os.PathLike[str] | None = None,
+    ) -> None:
+        from sigrl.tagging.job import choose_rule, resolve_model
+
+        labels = [str(label) for label in labels]
+        if not labels:
+            raise SigrlError("Tagger needs labels: Tagger(labels=['red circle', 'dog', ...])")
+        target = resolve_model(None if model is None else os.fspath(model))
+        rule, source = choose_rule(labels, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
+        spec = ModelSpec(target, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
+        self._setup(spec, rule, source, DecodeOptions.from_options(decode, max_pixels), batch_size, workers)
+
+    @classmethod
+    def from_job(cls, job: TagJob) -> "Tagger":
+        """The Tagger that runs `job` (its model, labels, rule, decoding, batch size and workers)."""
+        tagger = cls.__new__(cls)
+        tagger._setup(job.model, job.rule, job.rule_source, job.decoding, job.batch_size, job.workers)
+        return tagger
+
+    def _setup(self, spec: ModelSpec, rule: Any, source: str, decoding: DecodeOptions, batch_size: int,
+               workers: int | None) -> None:
+        from sigrl.tagging.job import default_workers
+
+        if batch_size < 1:
+            raise SigrlError(f"batch_size must be >= 1, got {batch_size}")
+        self.spec, self.rule, self.rule_source, self.decoding = spec, rule, source, decoding
+        self.labels: list[str] = list(rule.labels)
+        self.workers = default_workers() if workers is None else workers
+        self.runner = spec.open()
+        self.batch_size = max(1, min(batch_size, self.runner.max_batch(len(self.labels))))
+        self._requested_batch = batch_size
+
+    # -- in-memory use --------------------------------------------------------------------------
+
+    def tag(self, inputs: Iterable[ImageInput]) -> list[Record]:
+        """One record per input, in input order; an input that cannot be decoded gets an error record.
+
+        A record's path is the file's path, or `array[i]`, `image[i]`, `bytes[i]` for the i-th input
+        given as an array, a PIL image or encoded bytes.
+        """
+        items = self._items(inputs)
+        records: list[Record] = []
+        for batch, scores in self._scored(items):
+            records.extend(with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta))
+        return _in_order(items, records, lambda r: os.fspath(r["path"]))
+
+    def scores(self, inputs: Iterable[ImageInput]) -> np.ndarray:
+        """Every label's score for every input: float32 [n, N], rows in input order, columns in
+        label order. An input that cannot be decoded is an error (tag() records it instead)."""
+        items = self._items(inputs)
+        rows: list[tuple[str, np.ndarray]] = []
+        for batch, scores in self._scored(items):
+            if batch.failures:
+                path, reason = batch.failures[0]
+                raise SigrlError(f"{os.fspath(path)}: {reason}")
+            rows.extend((os.fspath(p), row) for p, row in zip(batch.paths, scores))
+        ordered = _in_order(items, rows, lambda r: r[0])
+        return np.stack([row for _, row in ordered]).astype(np.float32) if ordered else np.zeros((0, len(self.labels)), np.float32)  # [n, N]
+
+    def _items(self, inputs: Iterable[ImageInput]) -> list[Path | Member]:
+        from PIL import Image
+
+        items: list[Path | Member] = []
+        for i, value in enumerate(inputs):
+            if isinstance(value, (str, os.PathLike)):
+                items.append(Path(value))
+            elif isinstance(value, np.ndarray):
+                items.append(Member(f"array[{i}]", data=value))
+            elif isinstance(value, Image.Image):
+                items.append(Member(f"image[{i}]", data=value))
+            elif isinstance(value, (bytes, bytearray, memoryview)):
+                items.append(Member(f"bytes[{i}]", data=bytes(value)))
+            else:
+                raise SigrlError(f"input {i}: {type(value).__name__} is not an image path, bytes, a PIL image or a uint8 array")
+        return items
+
+    def _scored(self, items: list[Path | Member]) -> Any:
+        scorer = BatchScorer(self.runner, self.labels, self.rule, self.batch_size, self.workers, self.decoding)
+        return scorer(items)
+
+    # -- whole jobs ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        inputs: Sequence[str | os.PathLike[str]],
+        out: str | os.PathLike[str],
+        resume: bool = False,
+        overwrite: bool = False,
+        keep_meta: bool = False,
+        image_column: str | None = None,
+        progress: Progress | None = None,
+    ) -> Summary:
+        """Tags folders, files, path lists, tar shards and Parquet tables into `out`, as `sigrl tag`."""
+        job = TagJob(
+            inputs=tuple(os.fspath(p) for p in inputs), output=OutputPolicy(os.fspath(out), resume, overwrite),
+            model=self.spec, labels=tuple(self.labels), rule=self.rule, rule_source=self.rule_source,
+            decoding=self.decoding, reading=ReadOptions(keep_meta, image_column),
+            batch_size=self._requested_batch, workers=self.workers,
+        )
+        return self.run_job(job, progress=progress)
+
+    def run_job(self, job: TagJob, plan: InputPlan | None = None, progress: Progress | None = None) -> Summary:
+        """Runs a TagJob made for this Tagger's model with the local engine (sigrl.tagging.job)."""
+        from sigrl.tagging.job import run_job
+
+        return run_job(job, self.runner, plan, progress)
+
+    @property
+    def description(self) -> str:
+        """The backend line `sigrl tag` prints: backend (device, precision): why it was chosen."""
+        r = self.runner
+        return f"{r.backend} ({r.device}, {r.precision}): {r.reason}"
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> "Tagger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _in_order(items: list[Path | Member], results: list, path_of: Any) -> list:
+    """`results` (batch order: each batch's decoded inputs, then its failures) back in input order."""
+    slots: dict[str, deque[int]] = defaultdict(deque)
+    for i, item in enumerate(items):
+        slots[item.path if isinstance(item, Member) else os.fspath(item)].append(i)
+    ordered: list = [None] * len(items)
+    for result in results:
+        ordered[slots[path_of(result)].popleft()] = result
+    return ordered

@@ -1,0 +1,69 @@
+"""Inputs -> (batch, final scores), in input order: decode pool -> runner.infer -> recheck.
+
+The loop at the heart of every tagging path (the local engine, the Python API's Tagger); records
+are made from what it yields (records.batch_records). `timings` collects where the calling thread
+waited: decoded images (decode_wait_s), inference (infer_s), full decodes of near-ties (recheck_s).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from sigrl.decode import DecodeOptions
+from sigrl.tagging.decisions import DecisionRule
+from sigrl.tagging.pipeline import Batch, Input, iter_batches
+from sigrl.tagging.recheck import Rechecker
+
+
+class BatchScorer:
+    """Yields (batch, scores [b, N]) for `inputs`; `rechecked` counts images decoded again in full."""
+
+    def __init__(self, runner: Any, labels: Sequence[str], rule: DecisionRule, batch_size: int, workers: int,
+                 decoding: DecodeOptions, timings: dict[str, float] | None = None) -> None:
+        self.runner, self.labels, self.rule = runner, list(labels), rule
+        self.batch_size, self.workers, self.decoding = batch_size, workers, decoding
+        self.timings = {} if timings is None else timings
+        self.rechecked = 0
+
+    def __call__(self, inputs: Iterable[Input]) -> Iterator[tuple[Batch, np.ndarray]]:
+        batches = iter_batches(inputs, self.runner.preprocess, batch_size=self.batch_size, workers=self.workers,
+                               decoding=self.decoding)
+        clock = Clock(self.timings)
+        n_labels = len(self.labels)
+        try:
+            with Rechecker(self.runner, self.labels, self.rule, self.decoding, self.workers) as rechecker:
+                while True:
+                    with clock("decode_wait_s"):
+                        item = next(batches, None)
+                    if item is None:
+                        break
+                    with clock("infer_s"):
+                        scores = self.runner.infer(item.images, self.labels) if item.paths else np.zeros((0, n_labels), np.float32)  # [b, N]
+                    with clock("recheck_s"):
+                        finals = rechecker.push(item, scores)
+                    self.rechecked = rechecker.rechecked
+                    yield from finals
+                with clock("recheck_s"):
+                    finals = rechecker.finish()
+                yield from finals
+        finally:
+            batches.close()  # stops the decode pool at once when the consumer failed
+
+
+class Clock:
+    """`with clock(key):` adds the block's wall time to timings[key]."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start

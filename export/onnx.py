@@ -16,8 +16,9 @@ Decisions the tracer forces, each verified by the parity cases:
   also 4 x P x D x 4 bytes). So B=8, N=81 needs ~1 GB and B=1, N=1006 ~1.6 GB; a runner with a
   memory budget M takes B = max(1, M // (N * 4 * P * D * 4)). Per-chunk graphs driven by the
   runner would cap memory for any N but cost five graphs and a runner-side schedule; not done.
-- GMC's row chunks: sigrl.model.gmc takes one chunk when traced, so the exported text graph holds
-  the whole [N, N, heads, dim] pair term (2 GB at N=1006 for ViT-B/16). It runs once per label set.
+- The text graph in bounded memory (onnx_text.py): the text encoder is traced once and run by an
+  ONNX Loop over blocks of labels, and GMC's row loop is scripted, so it stays a Loop in the graph.
+  Before, the traced GMC held the whole [N, N, heads, dim] pair term: 51 GB at N = 10,000.
 - Token context: tracing fixes the sequence length of open_clip's attention, so the text graph
   takes the tokenizer's full zero-padded output [N, C] (C = context_length). Trimming to the
   longest prompt stays a PyTorch-side saving.
@@ -40,9 +41,10 @@ import torch
 
 from sigrl import __version__
 from sigrl.errors import SigrlError
-from sigrl.model.graphs import ImageGraph, TextGraph
+from sigrl.model.graphs import ImageGraph, LabelSideGraph, TextGraph, TokenEncoder
 from sigrl.model.sigrl import SigRL
 from sigrl.export.manifest import EXPORT_FORMAT, FORMAT_VERSION
+from sigrl.export.onnx_text import compose_text_graph
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,23 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, names: dict[str, A
     os.replace(tmp, path)
 
 
+def export_text_graph(model: SigRL, tokens: torch.Tensor, embeddings: torch.Tensor, path: Path, opset: int) -> None:
+    """The text graph as two traced halves joined by onnx_text: a loop over label blocks through
+    the text encoder, then the label side with GMC's row loop (memory linear in N)."""
+    encoder, side = path.with_name("text.encoder.tmp.onnx"), path.with_name("text.side.tmp.onnx")
+    try:
+        _export(TokenEncoder(model), (tokens,), encoder, {
+            "inputs": ["tokens"], "outputs": ["embeddings"], "axes": {"tokens": {0: "N"}, "embeddings": {0: "N"}},
+        }, opset)
+        _export(LabelSideGraph(model), (embeddings,), side, {
+            "inputs": ["embeddings"], "outputs": ["context"], "axes": {"embeddings": {0: "N"}, "context": {0: "N"}},
+        }, opset)
+        compose_text_graph(encoder, side, path)
+    finally:
+        encoder.unlink(missing_ok=True)
+        side.unlink(missing_ok=True)
+
+
 def export_onnx(
     model: SigRL,
     out_dir: Path,
@@ -177,10 +196,7 @@ def export_onnx(
         embeddings, context = TextGraph(model)(tokens)
     # Traced with autograd on: under no_grad open_clip's attention takes PyTorch's fused fast path,
     # which has no ONNX form.
-    _export(TextGraph(model), (tokens,), out_dir / TEXT_FILE, {
-        "inputs": ["tokens"], "outputs": ["embeddings", "context"],
-        "axes": {"tokens": {0: "N"}, "embeddings": {0: "N"}, "context": {0: "N"}},
-    }, opset)
+    export_text_graph(model, tokens, embeddings, out_dir / TEXT_FILE, opset)
     _export(ImageGraph(model), (images, embeddings, context), out_dir / IMAGE_FILE, {
         "inputs": ["images", "embeddings", "context"], "outputs": ["scores"],
         "axes": {"images": {0: "B"}, "embeddings": {0: "N"}, "context": {0: "N"}, "scores": {0: "B", 1: "N"}},

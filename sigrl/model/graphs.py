@@ -32,6 +32,31 @@ class TextGraph(nn.Module):
         return side.embeddings, side.context
 
 
+class TokenEncoder(nn.Module):
+    """The first half of the text graph: token ids [n, T] -> H [n, D], one row per label, so any
+    block of labels can be encoded on its own (the exported text graph loops over such blocks)."""
+
+    def __init__(self, model: SigRL):
+        super().__init__()
+        self.model = model
+        self.train(model.training)  # see TextGraph
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return encode_tokens(self.model.clip, tokens).float()  # [n, D]
+
+
+class LabelSideGraph(nn.Module):
+    """The second half: H [N, D] -> the head's label-side context [N, D] (GMC over the whole set)."""
+
+    def __init__(self, model: SigRL):
+        super().__init__()
+        self.model = model
+        self.train(model.training)  # see TextGraph
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.model.label_side(embeddings).context
+
+
 class ImageGraph(nn.Module):
     def __init__(self, model: SigRL):
         super().__init__()

@@ -8,7 +8,7 @@ per set and reuses it for every batch (the export splits the model along the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import open_clip
 import torch
@@ -80,11 +80,12 @@ class SigRL(nn.Module):
         """H [N, D] for a label set (frozen text encoder, no gradient)."""
         return encode_labels(self.clip, self.tokenizer, labels, self.config.text.prompt, self.config.text.batch_size)
 
-    def label_side(self, embeddings: torch.Tensor) -> LabelSide:
-        """The label-side tensors from H; GMC runs over exactly this label set."""
+    def label_side(self, embeddings: torch.Tensor, progress: Callable[[int], None] | None = None) -> LabelSide:
+        """The label-side tensors from H; GMC runs over exactly this label set. `progress(rows)`
+        reports GMC's blocks of query rows (GMC.layers passes over the N labels)."""
         context = embeddings
         if self.gmc is not None:
-            context = self.gmc(embeddings)  # Hg [N, D]
+            context = self.gmc(embeddings, progress)  # Hg [N, D]
         if self.svfr is not None:
             context = self.svfr.label_context(context)  # W1_g Hg [N, D]
         return LabelSide(embeddings=embeddings, context=context)

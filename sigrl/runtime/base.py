@@ -79,6 +79,8 @@ class Runner(ABC):
         self.label_cache = label_cache
         self.head_budget = head_budget
         self.text_runs = 0
+        # A bar while a large label set is encoded: None on a terminal only, False never, True always.
+        self.progress: bool | None = None
         self.reason = ""  # why this runner was chosen (set by open_runner)
         self._memo: OrderedDict[tuple[str, ...], LabelArrays] = OrderedDict()
         self._closed = False

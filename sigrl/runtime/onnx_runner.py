@@ -26,6 +26,7 @@ from sigrl.errors import SigrlError
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
 from sigrl.runtime.manifest import ExportManifest, read_manifest
+from sigrl.runtime.progress import LabelProgress
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,13 @@ class OnnxTextSide:
         self.manifest, self.device, self.threads, self.shared_cpu = manifest, device, threads, shared_cpu
         self._session: Any = None
 
-    def encode(self, labels: Sequence[str], prompt: str) -> LabelArrays:
+    def encode(self, labels: Sequence[str], prompt: str, progress: bool | None = None) -> LabelArrays:
+        # The text graph loops over label blocks inside itself (export/onnx_text.py): one call, so
+        # a large set shows the time elapsed rather than blocks done.
+        with LabelProgress(len(labels), 1, self.manifest.name, progress) as bar, bar.waiting("text graph"):
+            return self._encode(labels, prompt)
+
+    def _encode(self, labels: Sequence[str], prompt: str) -> LabelArrays:
         if self._session is None:
             self._session = open_session(import_onnxruntime(), self.manifest.text_graph(), self.device, self.threads,
                                          self.shared_cpu)
@@ -170,7 +177,7 @@ class OnnxRunner(Runner):
         return self._geometry.batch_for(n_labels, self.head_budget)
 
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
-        return self._text.encode(labels, self.prompt)
+        return self._text.encode(labels, self.prompt, self.progress)
 
     def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         images = np.ascontiguousarray(images)

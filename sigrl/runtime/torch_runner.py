@@ -17,10 +17,11 @@ import torch
 
 from sigrl.checkpoint import file_sha256
 from sigrl.errors import SigrlError
-from sigrl.model.graphs import ImageGraph, TextGraph, tokenize_labels
+from sigrl.model.graphs import ImageGraph, TextGraph, TokenEncoder, tokenize_labels
 from sigrl.model.sigrl import SigRL
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
+from sigrl.runtime.progress import LabelProgress
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class TorchRunner(Runner):
         # The wrappers are modules too: eval() on them keeps an exporter's train/eval toggling
         # (which recurses into the shared model) from leaving dropout on.
         self._text, self._image = TextGraph(model).eval(), ImageGraph(model).eval()
+        self._encoder = TokenEncoder(model).eval()
         self._geometry = HeadGeometry.from_arch(model.arch, itemsize=4 if precision == "fp32" else 2)
         self._hash: str | None = None
         self._on_device: tuple[LabelArrays, torch.Tensor, torch.Tensor] | None = None
@@ -105,8 +107,18 @@ class TorchRunner(Runner):
 
     @torch.inference_mode()
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
+        # TextGraph's computation in blocks of labels (the text encoder is per label; GMC chunks its
+        # own rows), so memory stays linear in N and a large set shows progress.
         tokens = tokenize_labels(self.model, labels, self.prompt).to(self.device)  # [N, T]
-        embeddings, context = self._text(tokens)  # fp32: no autocast on the label side
+        n, block = tokens.shape[0], self.model.config.text.batch_size
+        passes = 1 + (self.model.gmc.layers if self.model.gmc is not None else 0)
+        with LabelProgress(n, passes, self.name, self.progress) as progress:
+            parts = []
+            for start in range(0, n, block):
+                parts.append(self._encoder(tokens[start : start + block]))  # fp32: no autocast here
+                progress.update(min(block, n - start))
+            embeddings = torch.cat(parts)  # [N, D]
+            context = self.model.label_side(embeddings, progress.update).context
         return LabelArrays(embeddings=embeddings.float().cpu().numpy(), context=context.float().cpu().numpy())
 
     def _device_side(self, side: LabelArrays) -> tuple[torch.Tensor, torch.Tensor]:

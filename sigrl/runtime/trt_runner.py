@@ -158,7 +158,7 @@ class TrtRunner(Runner):
         return max(1, min(profile_max, self._geometry.batch_for(n_labels, self.head_budget)))
 
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
-        return self._text.encode(labels, self.prompt)
+        return self._text.encode(labels, self.prompt, self.progress)
 
     def _label_buffers(self, side: LabelArrays) -> tuple[Any, Any]:
         if self._bound is None or self._bound[0] is not side:

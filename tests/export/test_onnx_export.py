@@ -141,3 +141,30 @@ def test_int8_quantizes_the_first_half_of_the_vit_blocks_and_keeps_the_rest_fp32
     assert not [n.name for n in graph.node if n.op_type == "MatMulInteger" and "/resblocks." not in n.name]
     head = [n for n in graph.node if "/svfr/" in n.name and n.op_type.startswith("MatMul")]
     assert head and all(n.op_type == "MatMul" for n in head)
+
+
+def test_text_graph_loops_over_label_blocks_and_gmc_rows(tiny_export):
+    # The text encoder runs in an ONNX Loop over blocks of labels, and each GMC layer's pair term
+    # in a Loop over query rows: nothing in the graph grows with N x N (issue 14).
+    proto = onnx.load(str(tiny_export.out_dir / "text.onnx"))
+    loops = [n for n in proto.graph.node if n.op_type == "Loop"]
+    assert len(loops) == 3  # label blocks, GMC layer 1, GMC layer 2
+    body_ops = {n.op_type for n in loops[0].attribute[0].g.node}
+    assert {"Slice", "SequenceInsert", "MatMul"} <= body_ops
+
+
+def test_text_graph_memory_is_linear_in_n(tiny_model, tiny_export):
+    # N = 2,000 across several label blocks (256) and GMC row blocks: held whole, the second GMC
+    # layer's pair term alone would be N * N * 64 * 4 bytes = 1 GB.
+    from sigrl.bench.timing import PeakRss
+
+    labels = [f"tag {i}" for i in range(2000)]
+    session = ort.InferenceSession(str(tiny_export.out_dir / "text.onnx"), providers=["CPUExecutionProvider"])
+    tokens = tiny_model.tokenizer([f"There is a {x} in the scene" for x in labels]).numpy()
+    with PeakRss() as rss:
+        h, ctx = session.run(None, {"tokens": tokens})
+    assert rss.growth_bytes < 300 * 2**20, rss.growth_bytes
+    with torch.no_grad():
+        ref_h, ref_ctx = TextGraph(tiny_model)(tokenize_labels(tiny_model, labels))
+    assert np.abs(h - ref_h.numpy()).max() < 1e-4
+    assert np.abs(ctx - ref_ctx.numpy()).max() < 1e-4

@@ -105,3 +105,19 @@ def test_scores_depend_on_the_label_set(tiny_model, tiny_images):
         five = tiny_model(images, tiny_model.label_side(h[:5]))
         six = tiny_model(images, tiny_model.label_side(h))
     assert (five - six[:, :5]).abs().max().item() > 1e-4
+
+
+def test_gmc_blocks_report_progress_and_stay_exact(tiny_model, monkeypatch):
+    # Residual GMC with a live gate: H + gate * GAT(H), in row blocks, reported block by block.
+    import sigrl.model.gmc as gmc_module
+
+    gmc = copy.deepcopy(tiny_model.gmc).eval()
+    gmc.gate.data.fill_(0.5)
+    h = torch.randn(50, tiny_model.dim)
+    with torch.no_grad():
+        whole = gmc(h)
+        monkeypatch.setattr(gmc_module, "_PAIR_BUDGET", 7 * 50 * 16)  # 7 query rows per block in layer 1
+        seen: list[int] = []
+        blocks = gmc(h, seen.append)
+    assert (whole - blocks).abs().max().item() <= 1e-6
+    assert sum(seen) == 50 * gmc.layers and max(seen) == 7

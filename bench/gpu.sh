@@ -13,4 +13,4 @@ import torch
 assert torch.cuda.is_available(), "no CUDA GPU visible to torch: the GPU rows would all be 'unavailable'"
 print("GPU:", torch.cuda.get_device_name(0))
 PY
-exec sigrl bench "$@"
+exec sigrl bench --reference "$@"  # the committed folder; a plain `sigrl bench` writes to sigrl-bench/

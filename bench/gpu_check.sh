@@ -110,11 +110,10 @@ step_tests() {
 
 step_bench() {
     # The torch rows: fp32 on the CPU (the reference) and fp32/fp16 on the GPU; head scaling at small N.
-    # Its default --out is bench/results/<machine-id>/, which is $RESULTS on a GPU run.
-    local out=()
-    [[ "$RESULTS" == "bench/results/$(cat "$WORK/machine_id")" ]] || out=(--out "$RESULTS")
+    # Written where every step writes, $RESULTS (bench/results/<machine-id>/ on a GPU run): named
+    # explicitly, since a plain `sigrl bench` never writes into bench/results/.
     # shellcheck disable=SC2086
-    sigrl bench ${GPU_CHECK_BENCH_ARGS:---backends torch --precisions fp32,fp16 --batch-sizes 1,8,32,128 --labels-sweep 20,81} "${out[@]}"
+    sigrl bench ${GPU_CHECK_BENCH_ARGS:---backends torch --precisions fp32,fp16 --batch-sizes 1,8,32,128 --labels-sweep 20,81} --out "$RESULTS"
 }
 
 step_tag() {

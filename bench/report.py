@@ -172,11 +172,14 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def default_out_dir(quick: bool, machine: str) -> Path:
-    """Where a run writes without --out. A full run refreshes this machine's reference results
-    (bench/results/<machine-id>/, committed); a quick run is a smoke test whose small numbers must
-    never replace them, so it writes to sigrl-bench-quick/<machine-id>/ instead."""
-    return Path("sigrl-bench-quick" if quick else "bench/results") / machine
+def default_out_dir(quick: bool, machine: str, reference: bool = False) -> Path:
+    """Where a run writes without --out: sigrl-bench/<machine-id>/ (sigrl-bench-quick/ with --quick),
+    in the working directory. The committed reference results, bench/results/<machine-id>/, are
+    written only when asked for with `reference` (--reference: bench/gpu.sh); a quick run's small
+    numbers never go there."""
+    if reference:
+        return Path("bench/results") / machine
+    return Path("sigrl-bench-quick" if quick else "sigrl-bench") / machine
 
 
 def write_reports(result: dict[str, Any], out: Path) -> dict[str, Path]:

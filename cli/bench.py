@@ -36,7 +36,8 @@ def bench(
     precisions: Optional[str] = typer.Option(None, "--precisions", help="Comma list of fp32, bf16, fp16, int8 (default: all)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Batch sizes for model-only throughput (default 1,4,8,16,32,64)."),
     labels_sweep: Optional[str] = typer.Option(None, "--labels-sweep", help="Label counts for head scaling (default 20,81,1006)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=checks.output_folder, help="Output folder (default bench/results/<machine-id>/; with --quick sigrl-bench-quick/<machine-id>/, so a smoke test never replaces the reference results)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=checks.output_folder, help="Output folder (default sigrl-bench/<machine-id>/, with --quick sigrl-bench-quick/<machine-id>/: never the committed bench/results/)."),
+    reference: bool = typer.Option(False, "--reference", help="Write this machine's committed reference results, bench/results/<machine-id>/ of the checkout in the working directory (a full run only)."),
     quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about a minute on 2 cores (CI smoke test)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this (or a row failed)."),
 ) -> None:
@@ -45,6 +46,9 @@ def bench(
     from sigrl.bench.run import BenchConfig, run_bench
     from sigrl.environment import machine_id
 
+    if reference and (quick or out is not None):
+        raise SigrlError("--reference writes the committed bench/results/<machine-id>/: it takes a full run "
+                         "(no --quick) and no --out")
     options = dict(
         model=model, data=str(data) if data else None, backends=_names(backends), precisions=_names(precisions),
         batch_sizes=_ints(batch_sizes, "--batch-sizes"), labels_sweep=_ints(labels_sweep, "--labels-sweep"),
@@ -55,10 +59,10 @@ def bench(
         config = BenchConfig(**{k: v for k, v in options.items() if v is not None})
     given = {"--model": model, "--data": data, "--backends": backends, "--precisions": precisions,
              "--batch-sizes": batch_sizes, "--labels-sweep": labels_sweep, "--out": out, "--floor": floor}
-    command = shlex.join(["sigrl", "bench", *(["--quick"] if quick else []),
+    command = shlex.join(["sigrl", "bench", *(["--quick"] if quick else []), *(["--reference"] if reference else []),
                           *(a for k, v in given.items() if v is not None for a in (k, str(v)))])
     result = run_bench(config, command=command)
-    folder = out or default_out_dir(quick, machine_id())
+    folder = out or default_out_dir(quick, machine_id(), reference)
     files = write_reports(result, folder)
     typer.echo(files["markdown"].read_text())
     for kind, path in files.items():

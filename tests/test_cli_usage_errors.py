@@ -107,6 +107,8 @@ CASES = {
     "export opset 0": (["export", "--model", "sigrl-tiny", "--out", "{root}/out/e", "--opset", "0"], "--opset"),
     "bench out is a file": (["bench", "--quick", "--out", "{root}/file"], "is a file"),
     "bench batch sizes 0": (["bench", "--quick", "--batch-sizes", "0", "--out", "{root}/out/b"], "--batch-sizes"),
+    "bench reference with quick": (["bench", "--reference", "--quick"], "--reference"),
+    "bench reference with out": (["bench", "--reference", "--out", "{root}/out/b"], "--reference"),
     "merge missing folder": (["merge", "{root}/nowhere", "--out", "{root}/out/m.jsonl"], "manifest.json"),
     "merge out under a file": (["merge", "{root}/out", "--out", "{root}/file/m.jsonl"], "is a file"),
     "info unknown option": (["info", "--bogus"], "No such option"),

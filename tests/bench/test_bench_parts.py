@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import sys
 
@@ -135,9 +137,10 @@ def test_an_export_directory_is_a_model_and_its_source_feeds_the_torch_rows(tmp_
         resolve_model(str(tmp_path / "missing.safetensors"))
 
 
-@pytest.mark.parametrize("quick", [True, False])
-def test_quick_run_never_writes_over_the_reference_results(tmp_path, monkeypatch, quick):
-    """The committed bench/results/<machine-id>/ is only the default of a full run."""
+@pytest.mark.parametrize("args, first", [(["--quick"], "sigrl-bench-quick"), ([], "sigrl-bench"),
+                                         (["--reference"], "bench")])
+def test_only_an_explicit_flag_writes_the_reference_results(tmp_path, monkeypatch, args, first):
+    """The committed bench/results/<machine-id>/ is written only with --reference (issue 14)."""
     import sigrl.bench.report as report
     import sigrl.bench.run as run
     from typer.testing import CliRunner
@@ -154,6 +157,13 @@ def test_quick_run_never_writes_over_the_reference_results(tmp_path, monkeypatch
         return {"markdown": tmp_path / "bench.md", "plot": tmp_path / "bench.png"}
 
     monkeypatch.setattr(report, "write_reports", write_reports)
-    result = CliRunner().invoke(app, ["bench", *(["--quick"] if quick else [])])
+    result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code == 0, result.output
-    assert written[0].parts[0] == ("sigrl-bench-quick" if quick else "bench")
+    assert written[0].parts[0] == first
+    assert (written[0].parts[:2] == ("bench", "results")) == (first == "bench")
+
+
+def test_gpu_scripts_name_their_results_folder():
+    root = Path(__file__).resolve().parents[2]
+    assert "sigrl bench --reference" in (root / "bench" / "gpu.sh").read_text()
+    assert '--out "$RESULTS"' in (root / "bench" / "gpu_check.sh").read_text()

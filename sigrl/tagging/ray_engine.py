@@ -290,7 +290,7 @@ def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions,
     A tar shard or table passes through undecoded: its replica streams it (see the module docstring).
     """
     start = time.perf_counter()
-    if row["kind"] != "files":
+    if row.get("kind", "files") != "files":
         return {**row, "ok": "[]", "failures": "[]", "reduced": "[]", "images": None, "decode_s": 0.0}
     paths = json.loads(row["paths"])
     ok: list[str] = []
@@ -303,7 +303,7 @@ def _decode_shard(row: dict[str, Any], preprocess: Any, decoding: DecodeOptions,
         reduced.extend(bool(r) for r in item.reduced)
         parts.append(item.images)
     images = np.concatenate(parts) if parts else np.zeros((0, 0, 0, 3), np.uint8)  # [n, S, S, 3]
-    return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "kind": row["kind"], "ok": json.dumps(ok),
+    return {"index": row["index"], "digest": row["digest"], "paths": row["paths"], "kind": row.get("kind", "files"), "ok": json.dumps(ok),
             "failures": json.dumps(failures), "reduced": json.dumps(reduced), "images": images.tobytes(),
             "decode_s": time.perf_counter() - start}
 
@@ -345,7 +345,7 @@ class _ShardScorer:
                 mark = time.perf_counter()
                 timings["infer_s"] += mark - now  # rechecks included
             records.extend(r for done, final in rechecker.finish() for r in self._records(done, final))
-        shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row["kind"])
+        shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row.get("kind", "files"))
         entry = write_shard(self.out_dir, shard, records, self.suffix)
         return {**entry, **timings, "rechecked": rechecker.rechecked, "write_s": time.perf_counter() - mark}
 
@@ -354,7 +354,7 @@ class _ShardScorer:
 
     def _batches(self, row: dict[str, Any]) -> Iterator[Batch]:
         """The inference batches of one shard (the last one may hold only failures)."""
-        if row["kind"] != "files":  # a tar shard or table, streamed by the local engine's reader
+        if row.get("kind", "files") != "files":  # a tar shard or table, streamed by the local engine's reader
             (path,) = json.loads(row["paths"])
             members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading.keep_meta,
                                      self.reading.image_column)

@@ -26,7 +26,7 @@ import logging
 import os
 import tarfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 from sigrl.tagging.member import Member
 from sigrl.tagging.sources import IMAGE_EXTENSIONS
@@ -88,15 +88,15 @@ def iter_samples(
             if not skip(shard):
                 yield Member(shard, error=f"not a tar file ({err})" if size else "not a tar file (zero bytes)")
             return
-        yield from _samples(tar, shard, skip, keep_meta, problems if problems is not None else [])
-        end = tar.offset
-        damage = _tail_damage(fileobj.fileno(), end, size)
+        reported = yield from _samples(tar, shard, skip, keep_meta, problems if problems is not None else [])
+        damage = None if reported else _tail_damage(fileobj.fileno(), tar.offset, size)
     if damage and not skip(shard):
         yield Member(shard, error=damage)
 
 
 def _samples(tar: tarfile.TarFile, shard: str, skip: Callable[[str], bool], keep_meta: bool,
-             problems: list[tuple[str, str]]) -> Iterator[Member]:
+             problems: list[tuple[str, str]]) -> Generator[Member, None, bool]:
+    """The samples; returns True when damage was already reported (a cut-off member, a bad header)."""
     seen: set[str] = set()  # keys of this shard: a few dozen bytes per sample
     current: _Sample | None = None
     passing: str | None = None  # key of a sample being passed over (recorded, or a repeat)
@@ -108,7 +108,7 @@ def _samples(tar: tarfile.TarFile, shard: str, skip: Callable[[str], bool], keep
                 yield _member(shard, current)
             if not skip(shard):
                 yield Member(shard, error=f"corrupt tar: {err}; the samples before it were read")
-            return
+            return True
         if info is None:
             break
         if not info.isfile():
@@ -146,13 +146,14 @@ def _samples(tar: tarfile.TarFile, shard: str, skip: Callable[[str], bool], keep
         except (tarfile.TarError, OSError, EOFError) as err:
             current.error = f"truncated tar: member {info.name} is cut off ({err})"
             yield _member(shard, current)
-            return  # nothing after a cut-off member can be read
+            return True  # nothing after a cut-off member can be read
         if _image_ext(ext) and current.image is None:
             current.image, current.image_ext = data, ext
         else:
             current.meta[ext] = _meta_value(ext, data)
     if current is not None:
         yield _member(shard, current)
+    return False
 
 
 def _member(shard: str, sample: _Sample) -> Member:

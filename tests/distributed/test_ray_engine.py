@@ -152,3 +152,48 @@ def test_gpu_replicas_get_decoded_shards_with_their_reduced_scale_flags(tmp_path
     assert [[p.name for p in b.paths] for b in batches] == [["a-big.jpg", "c-small.png"], []]
     assert batches[0].reduced.tolist() == [True, False] and batches[0].images.shape == (2, 32, 32, 3)
     assert [(p.name, reason) for p, reason in batches[1].failures] == [("b-empty.jpg", "zero-byte file")]
+
+
+def test_shards_and_tables_give_the_local_records(ray_local, images, rule, spec, tmp_path):
+    # Each tar shard / Parquet file is one Ray shard, read by the local engine's own readers in the
+    # replica: the same records (damaged members included), once each, and meta carried.
+    import io
+    import tarfile
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    files = sorted((images / "a").iterdir())[:40]
+    inputs = []
+    for s in range(2):
+        tar_path = tmp_path / f"{s:05d}.tar"
+        with tarfile.open(tar_path, "w") as tar:
+            for i, f in enumerate(files[s * 20 : (s + 1) * 20]):
+                data = f.read_bytes() if i != 3 else b"corrupt"
+                for name, blob in ((f"{f.stem}.png", data), (f"{f.stem}.txt", f"caption {i}".encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(blob)
+                    tar.addfile(info, io.BytesIO(blob))
+        inputs.append(tar_path)
+    raw = (tmp_path / "00001.tar").read_bytes()
+    (tmp_path / "00001.tar").write_bytes(raw[: raw.find(files[35].stem.encode()) + 600])  # truncated tail
+    table = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"image": [f.read_bytes() for f in files[:10]] + [b"bad"]}), table, row_group_size=4)
+    inputs.append(table)
+    pattern = os.fspath(tmp_path / "{00000..00001}.tar")
+    local_out = tmp_path / "local.jsonl"
+    with open_runner(MODEL, backend="torch", device="cpu") as runner:
+        from sigrl.tagging.job import run_job
+        from sigrl.tagging.spec import OutputPolicy, ReadOptions, TagJob
+
+        job = TagJob((pattern, os.fspath(table)), OutputPolicy(os.fspath(local_out)), spec, tuple(LABELS), rule,
+                     reading=ReadOptions(keep_meta=True), workers=0)
+        run_job(job, runner)
+    out = tmp_path / "ray.jsonl"
+    summary = run_tagging_ray([pattern, table], spec, LABELS, rule, out, replicas=2, keep_meta=True)
+    local = read_records(local_out)
+    assert len(local) == 20 + 16 + 11 and sum(r["status"] == "error" for r in local) == 4
+    assert summary.processed == len(local) and [s["kind"] for s in read_manifest(out)["shards"]] == ["tar", "tar", "parquet"]
+    merged = _merged(out, tmp_path)
+    assert_same_records(merged, local)
+    assert {r["path"]: r.get("meta") for r in merged} == {r["path"]: r.get("meta") for r in local}

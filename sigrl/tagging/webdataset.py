@@ -199,7 +199,7 @@ def count_samples(shard: str, is_done: Callable[[str], bool]) -> tuple[int, int]
     For the progress total and the run's counts; a damaged shard counts what can be read.
     """
     total = done = 0
-    last: str | None = None
+    seen: set[str] = set()  # as iter_samples: a key repeated later counts once
     try:
         with tarfile.open(shard, mode="r:") as tar:
             while True:
@@ -210,10 +210,10 @@ def count_samples(shard: str, is_done: Callable[[str], bool]) -> tuple[int, int]
                     continue
                 key = split_name(info.name)[0]
                 key = key[2:] if key.startswith("./") else key
-                if key != last:
+                if key not in seen:
+                    seen.add(key)
                     total += 1
                     done += is_done(member_path(shard, key))
-                    last = key
                 tar.members.clear()  # keep no headers: bounded whatever the shard size
     except (tarfile.TarError, OSError, EOFError):
         pass

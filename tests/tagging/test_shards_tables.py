@@ -174,3 +174,33 @@ def test_sigkill_then_resume_on_shards_records_every_member_once(tmp_path):
     meta = read_meta(out)
     assert meta["status"] == "complete" and meta["records"] == 30
     assert [r["status"] for r in meta["runs"]][-1] == "complete" and meta["runs"][-1]["skipped"] == killed_at
+
+
+def test_tar_reader_groups_keys_and_names_what_it_cannot_read(tmp_path, monkeypatch):
+    from sigrl.tagging import webdataset
+
+    png = (EXAMPLES / "scene-01.png").read_bytes()
+    tar = write_tar(tmp_path / "k.tar", [
+        ("./dir/a", {"png": png, "seg.png": png, "json": b"not json"}),
+        ("dir/b", {"txt": b"x"}),
+        ("dir/a", {"png": png}),  # the key again, later: ignored and noted
+        ("c", {"JPG": b"big"}),
+    ])
+    problems: list = []
+    monkeypatch.setattr(webdataset, "MAX_MEMBER_BYTES", 100)
+    members = list(webdataset.iter_samples(os.fspath(tar), keep_meta=True, problems=problems))
+    assert [m.path for m in members] == [f"{tar}#dir/a", f"{tar}#dir/b", f"{tar}#c"]
+    assert members[0].error.startswith("member ./dir/a.png is") and members[0].meta is None
+    assert members[1].error == "no image member in this sample (has: txt)" and members[1].meta == {"txt": "x"}
+    assert members[2].data == b"big"
+    assert problems == [(f"{tar}#dir/a", "key repeated later in the shard; later members ignored")]
+    monkeypatch.setattr(webdataset, "MAX_MEMBER_BYTES", 2**20)
+    first = next(webdataset.iter_samples(os.fspath(tar), keep_meta=True))
+    assert first.data == png and first.meta == {"json": "not json"}  # the first image member wins
+    asked = []
+    skipped = list(webdataset.iter_samples(os.fspath(tar), skip=lambda p: asked.append(p) or p.endswith("#c")))
+    assert [m.path for m in skipped] == [f"{tar}#dir/a", f"{tar}#dir/b"] and f"{tar}#c" in asked
+    assert webdataset.count_samples(os.fspath(tar), lambda p: p.endswith("#c")) == (3, 1)
+    (tmp_path / "empty.tar").write_bytes(b"")
+    (only,) = webdataset.iter_samples(os.fspath(tmp_path / "empty.tar"))
+    assert only.error == "not a tar file (zero bytes)"

@@ -22,6 +22,10 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print machine-reada
         typer.echo(f"  {name:<14} {state}")
         if not item["available"]:
             typer.echo(f"  {'':<14} {item['reason']}")
+    typer.echo("extras:")
+    for name, item in report["extras"].items():
+        state = item["version"] if item["available"] else "not installed"
+        typer.echo(f"  {name:<14} {state:<14} [{item['extra']}] {item['for']}")
     typer.echo("backends:")
     for name, item in report["backends"].items():
         mark = "yes" if item["available"] else "no "

@@ -19,8 +19,17 @@ _OPTIONAL = {
     "torch": ("torch", "pip install sigrl (torch is a core dependency)"),
     "open_clip": ("open_clip_torch", "pip install sigrl (open_clip_torch is a core dependency)"),
     "onnx": ("onnx", "pip install 'sigrl[onnx]'"),
-    "onnxruntime": ("onnxruntime-gpu", "pip install 'sigrl[onnx]'"),
+    "onnxruntime": ("onnxruntime-gpu", "pip install 'sigrl[onnx]' (or 'sigrl[onnx-cpu]' on a machine without a GPU)"),
     "tensorrt": ("tensorrt", "pip install 'sigrl[trt]' on a machine with an NVIDIA GPU and driver"),
+}
+# The same module comes from either distribution; the first one installed names the version.
+_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime")}
+# Optional extras that are not backends: import name -> (distribution, extra, what it enables). Found
+# without importing them (importing Ray alone takes seconds).
+_EXTRAS = {
+    "pyarrow": ("pyarrow", "parquet", "Parquet output of sigrl tag and sigrl merge"),
+    "ray": ("ray", "ray", "sigrl tag --engine ray"),
+    "matplotlib": ("matplotlib", "bench", "the PNG plot of sigrl bench"),
 }
 
 
@@ -30,11 +39,29 @@ def _component(module: str) -> dict[str, Any]:
         importlib.import_module(module)
     except Exception as err:  # any import failure (missing, broken CUDA libs) means unavailable
         return {"available": False, "version": None, "reason": f"{type(err).__name__}: {err}; install: {how}"}
-    try:
-        version = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        version = getattr(sys.modules[module], "__version__", "unknown")
-    return {"available": True, "version": version, "reason": ""}
+    version = None
+    for name in _DISTRIBUTIONS.get(module, (dist,)):
+        try:
+            version = importlib.metadata.version(name)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"available": True, "version": version or getattr(sys.modules[module], "__version__", "unknown"), "reason": ""}
+
+
+def _extras() -> dict[str, dict[str, Any]]:
+    import importlib.util
+
+    out = {}
+    for module, (dist, extra, use) in _EXTRAS.items():
+        found = importlib.util.find_spec(module) is not None
+        try:
+            version = importlib.metadata.version(dist) if found else None
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        out[module] = {"available": found, "version": version, "extra": extra, "for": use,
+                       "reason": "" if found else f"not installed; install: pip install 'sigrl[{extra}]'"}
+    return out
 
 
 def _backends(components: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -115,5 +142,6 @@ def describe_environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "components": components,
+        "extras": _extras(),
         "backends": _backends(components),
     }

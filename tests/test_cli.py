@@ -37,6 +37,25 @@ def test_info_json_reports_components_and_reasons():
     assert set(report["backends"]) == {"torch", "onnx", "trt"}
 
 
+def test_info_lists_the_optional_extras(monkeypatch):
+    # Issue 14: the extras' state (pyarrow, ray, matplotlib), installed here by .[dev], and what a
+    # missing one says.
+    import importlib.util
+
+    from sigrl.environment import describe_environment
+
+    out = _sigrl("info")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.split("extras:")[1].split("backends:")[0]
+    for name, extra in (("pyarrow", "[parquet]"), ("ray", "[ray]"), ("matplotlib", "[bench]")):
+        line = next(line for line in text.splitlines() if line.split()[:1] == [name])
+        assert extra in line and "not installed" not in line
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    ray = describe_environment()["extras"]["ray"]
+    assert not ray["available"] and "pip install 'sigrl[ray]'" in ray["reason"]
+
+
 def test_import_sigrl_stays_light():
     code = "import sys, sigrl, sigrl.config, sigrl.metrics; print(sorted(m for m in ('typer','onnxruntime','tensorrt','torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -49,3 +49,14 @@ def test_ci_runs_exactly_the_readme_setup_commands():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert commands[0] in ci and commands[1] in ci
     assert ci.index(commands[0]) < ci.index(commands[1])
+
+
+def test_cpu_only_onnx_extra_takes_plain_onnxruntime():
+    # Issue 14: a machine without a GPU can take plain onnxruntime instead of onnxruntime-gpu.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("onnxruntime-gpu") for dep in extras["onnx"])
+    assert any(dep.startswith("onnxruntime>") for dep in extras["onnx-cpu"])
+    assert not any("gpu" in dep for dep in extras["onnx-cpu"])
+    readme = (ROOT / "README.md").read_text()
+    assert ".[onnx-cpu" in readme
+    assert "download.pytorch.org/whl/cpu" in readme

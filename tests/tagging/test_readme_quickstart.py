@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -72,6 +73,14 @@ def test_quickstart_tag_command_runs_on_the_shipped_examples(tmp_path):
     assert len(records) == len(manifest) == 12
     assert all(r["status"] == "ok" and len(r["tags"]) == 5 for r in records)
     assert all(t["label"] in labels for r in records for t in r["tags"])
+    # The sample record the quick start shows is the first one the command writes (issue 14).
+    _, section = quickstart_section()
+    sample = re.search(r"```json\n(.*?)\n```", section, re.S).group(1).replace(", ...]", "]")
+    shown, first = json.loads(sample), records[0]
+    top = first["tags"][: len(shown["tags"])]
+    assert [t["label"] for t in shown["tags"]] == [t["label"] for t in top]
+    assert np.allclose([t["score"] for t in shown["tags"]], [t["score"] for t in top], atol=1e-4)  # other CPUs
+    assert {k: v for k, v in shown.items() if k != "tags"} == {k: v for k, v in first.items() if k != "tags"}
     # The default model is trained on this world: its top 5 must find the true labels well above
     # chance (5 of 64 labels: recall 0.08). An early OV SigRL world checkpoint (val mAP 0.17)
     # reaches 0.35 on these 12 scenes.

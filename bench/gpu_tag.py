@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sigrl.bench.tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, make_photos, photo_sources
+from sigrl.environment import portable
 
 
 def photo_folder(work: Path, unique: int, copies: int) -> Path:
@@ -98,6 +99,7 @@ def main() -> None:
         report["variants"][name] = tag_once(folder, labels, args.work / f"{name}.jsonl", args.model,
                                             args.work / "label-cache", extra, args.timeout)
     args.out.mkdir(parents=True, exist_ok=True)
+    report = portable(report)  # no machine paths in committed results
     (args.out / "gpu_tag.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "gpu_tag.md").write_text(to_markdown(report))
     print(to_markdown(report))

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sigrl.environment import portable
+
 
 class _Clock:
     """A `Progress` that notes when each shard finished."""
@@ -141,6 +143,7 @@ def gpu_estimate(decode_ms: float, gpu_rate: float | None, cpus_per_gpu: int) ->
 
 def write_report(result: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    result = portable(result)  # no machine paths in committed results
     (out / "ray_scaling.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Ray engine scaling: {result['model']}, {result['labels']} labels, {result['image']}, "
              f"{result['cpus']} CPUs ({result['cpu']}), Ray {result['ray']}", "",

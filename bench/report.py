@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from sigrl.environment import portable
+
 PLOT_HINT = "pip install 'sigrl[bench]' (matplotlib) and re-run to get bench.png"
 
 CSV_FIELDS = (
@@ -185,6 +187,7 @@ def default_out_dir(quick: bool, machine: str, reference: bool = False) -> Path:
 def write_reports(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write every output into `out`; returns {kind: path} of the files written."""
     out.mkdir(parents=True, exist_ok=True)
+    result = portable(json.loads(json.dumps(result, default=str)))  # no machine paths in committed results
     files = {"json": out / "bench.json", "csv": out / "bench.csv", "markdown": out / "bench.md"}
     files["json"].write_text(json.dumps(result, indent=2, default=str) + "\n")
     with open(files["csv"], "w", newline="") as fh:

@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sigrl.environment import portable
+
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTO_MODEL = "sigrl-vit-b32"  # random init: realistic inference cost; tags are not meaningful
 PHOTO_LABELS = [
@@ -312,6 +314,7 @@ def main() -> None:
         report["cold_start"] = cold_start(export.directory, image[0], work)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out.mkdir(parents=True, exist_ok=True)
+    report = portable(report)  # no machine paths in committed results
     (out / "tagging.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "tagging.md").write_text(to_markdown(report))
     print(to_markdown(report))

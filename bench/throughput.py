@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sigrl.environment import portable
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -169,6 +171,7 @@ def main() -> None:
     report = _run(args)
     out = args.out or RESULTS / report["machine"]["id"]
     out.mkdir(parents=True, exist_ok=True)
+    report = portable(report)  # no machine paths in committed results
     (out / "throughput.json").write_text(json.dumps(report, indent=2))
     text = to_markdown(report)
     (out / "throughput.md").write_text(text)

@@ -145,3 +145,36 @@ def describe_environment() -> dict[str, Any]:
         "extras": _extras(),
         "backends": _backends(components),
     }
+
+
+def portable(value: Any) -> Any:
+    """A JSON-ready value with this machine's absolute paths made portable, for committed results.
+
+    In every string, the checkout sigrl runs from becomes a relative path, and the sigrl cache,
+    site-packages, the temporary folder and the home folder become $SIGRL_CACHE, <site-packages>,
+    $TMPDIR and ~: a results file says what was measured, not where one machine kept it.
+    """
+    if isinstance(value, str):
+        for prefix, name in _path_prefixes():
+            value = value.replace(prefix, name)
+        return value
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    return value
+
+
+def _path_prefixes() -> list[tuple[str, str]]:
+    import sysconfig
+    import tempfile
+    from pathlib import Path
+
+    home = str(Path.home())
+    cache = os.environ.get("SIGRL_CACHE") or os.path.join(home, ".cache", "sigrl")
+    checkout = Path(sigrl.__file__).resolve().parent.parent
+    pairs = [(str(checkout) + os.sep, ""), (os.path.expanduser(cache), "$SIGRL_CACHE")]
+    pairs += [(sysconfig.get_paths()[key], "<site-packages>") for key in ("purelib", "platlib")]
+    pairs += [(tempfile.gettempdir() + os.sep, "$TMPDIR/"), (home + os.sep, "~/")]
+    # Longest first, so that a path inside another (the cache inside home) gets its own name.
+    return sorted({p: n for p, n in pairs if len(p) > 1}.items(), key=lambda pair: -len(pair[0]))

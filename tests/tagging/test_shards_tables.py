@@ -204,3 +204,17 @@ def test_tar_reader_groups_keys_and_names_what_it_cannot_read(tmp_path, monkeypa
     (tmp_path / "empty.tar").write_bytes(b"")
     (only,) = webdataset.iter_samples(os.fspath(tmp_path / "empty.tar"))
     assert only.error == "not a tar file (zero bytes)"
+
+
+def test_tar_reader_streams_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from sigrl.tagging import webdataset
+
+    blob = os.urandom(100_000)
+    tar = write_tar(tmp_path / "big.tar", [(f"{i:05d}", {"jpg": blob, "txt": b"t"}) for i in range(200)])  # 20 MB
+    tracemalloc.start()
+    count = sum(1 for _ in webdataset.iter_samples(os.fspath(tar), keep_meta=True))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 200 and peak < 1_000_000  # a few members at a time, not the shard

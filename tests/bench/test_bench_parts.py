@@ -167,3 +167,25 @@ def test_gpu_scripts_name_their_results_folder():
     root = Path(__file__).resolve().parents[2]
     assert "sigrl bench --reference" in (root / "bench" / "gpu.sh").read_text()
     assert '--out "$RESULTS"' in (root / "bench" / "gpu_check.sh").read_text()
+
+
+def test_label_bench_table():
+    # bench/labels.py (issue 14): one row per N, seconds and MiB per backend, failures spelled out.
+    from sigrl.bench.labels import render
+
+    report = {
+        "machine": {"cpu": "Some CPU", "cores": 2, "loadavg_start": [1.0, 1, 1], "loadavg_end": [2.0, 2, 2]},
+        "model": {"name": "m", "note": "the embedded default model", "label_chunk": 64, "gmc": True,
+                  "gmc_heads": 4, "gmc_head_dim": 32},
+        "image_batch": 4, "remeasured": ["label:torch"],
+        "rows": [
+            {"kind": "label", "backend": "torch", "n_labels": 10000, "seconds": 120.0, "peak_bytes": 300 * 2**20},
+            {"kind": "label", "backend": "onnx", "n_labels": 10000, "error": "MemoryError"},
+            {"kind": "image", "backend": "torch", "n_labels": 10000, "ms_per_image": 650.0, "peak_bytes": 2**28,
+             "batch": 4, "per_call": 170},
+        ],
+    }
+    text = render(report)
+    row = next(line for line in text.splitlines() if line.startswith("| 10,000 | 120.0"))
+    assert "300 MiB" in row and "failed: MemoryError" in row and "51.2 GB" in row
+    assert "| 10,000 | 650.0 | 256 MiB | not run |" in text and "label:torch" in text

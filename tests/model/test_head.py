@@ -121,3 +121,24 @@ def test_gmc_blocks_report_progress_and_stay_exact(tiny_model, monkeypatch):
         blocks = gmc(h, seen.append)
     assert (whole - blocks).abs().max().item() <= 1e-6
     assert sum(seen) == 50 * gmc.layers and max(seen) == 7
+
+
+def test_gmc_memory_does_not_grow_with_n(monkeypatch):
+    # Issue 14: GMC's resident memory is bounded by its block size, not by N (4x the labels here,
+    # 16x the pairs). Blocks collected in a list grew it ~N^2 through heap fragmentation.
+    import sigrl.model.gmc as gmc_module
+    from sigrl.bench.timing import PeakRss
+
+    from sigrl.model.gmc import GMC
+
+    monkeypatch.setattr(gmc_module, "_PAIR_BUDGET", 256 * 1024)
+    torch.manual_seed(0)
+    gmc = GMC(128, residual=False).eval()
+    growth = {}
+    with torch.inference_mode():
+        for n in (200, 800):
+            h = torch.randn(n, 128)
+            with PeakRss() as rss:
+                gmc(h)
+            growth[n] = rss.growth_bytes
+    assert growth[800] < growth[200] + 16 * 2**20, growth

@@ -38,7 +38,7 @@ def bench(
     labels_sweep: Optional[str] = typer.Option(None, "--labels-sweep", help="Label counts for head scaling (default 20,81,1006)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=checks.output_folder, help="Output folder (default sigrl-bench/<machine-id>/, with --quick sigrl-bench-quick/<machine-id>/: never the committed bench/results/)."),
     reference: bool = typer.Option(False, "--reference", help="Write this machine's committed reference results, bench/results/<machine-id>/ of the checkout in the working directory (a full run only)."),
-    quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about a minute on 2 cores (CI smoke test)."),
+    quick: bool = typer.Option(False, "--quick", help="Small data, few repetitions: about 3 minutes on 2 busy cores, export included (CI smoke test)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Exit with code 1 if any row's mAP is below this (or a row failed)."),
 ) -> None:
     """Measure every backend x precision on the same model and data; write JSON, CSV, Markdown and a plot."""

@@ -51,6 +51,8 @@ JOBS = [
     Job("spml-em", "spml", ("--loss", "em")),
     Job("spml-em_pl", "spml", ("--loss", "em_pl")),
 ]
+# Run for the first seed only: does SVFR gain from a longer head phase?
+DIAGNOSTIC_JOBS = [Job("ov-sigrl-long", "ov", ("--head-steps", "1500"))]
 # (row, run or None for the initial backbone, variant, which row its differences are taken against)
 OV_ROWS = [
     ("CLIP zero-shot (initial backbone)", None, "clip"),
@@ -60,6 +62,7 @@ OV_ROWS = [
     ("SigRL (residual GMC, the default)", "ov-sigrl", "own"),
     ("SigRL w/o GMC", "ov-no-gmc", "own"),
     ("SigRL w/o SVFR", "ov-no-svfr", "own"),
+    ("SigRL, 5x the head steps (diagnostic, first seed)", "ov-sigrl-long", "own"),
 ]
 OV_BASE = "MKT-style head, trained"
 SPML_ROWS = [("CLIP zero-shot (initial backbone)", None, "clip"), ("AN", "spml-an", "own"),
@@ -134,13 +137,22 @@ def _eval(d: Driver, key: str, checkpoint: str, variants: str, setting: str, dat
 
 
 def train_and_eval(d: Driver, job: Job, seed: int) -> None:
-    run = f"runs/{job.name}-s{seed}"
-    if not (d.out / run / "best.safetensors").exists() or f"train {job.name} s{seed}" not in d.ledger["steps"]:
+    run, key = f"runs/{job.name}-s{seed}", f"train {job.name} s{seed}"
+    if (d.out / run / "best.safetensors").exists() and (d.out / run / "state.safetensors").exists():
+        if key not in d.ledger["steps"]:  # run by hand with the same command: its own timing counts
+            sys.path.insert(0, str(REPO))
+            from sigrl.checkpoint import read_metadata
+
+            seconds = read_metadata(d.out / run / "last.safetensors")["summary"].get("seconds")
+            with d.lock:
+                d.ledger["steps"][key] = {"command": shlex.join(_train_cmd(d, job, seed)), "wall_seconds": seconds,
+                                          "loadavg_after": "n/a (run beside the driver; training loop time)"}
+    else:
         if (d.out / run).exists():
             import shutil
 
             shutil.rmtree(d.out / run)  # an interrupted run starts over
-        d.run(f"train {job.name} s{seed}", _train_cmd(d, job, seed), f"train-{job.name}-s{seed}.log")
+        d.run(key, _train_cmd(d, job, seed), f"train-{job.name}-s{seed}.log")
     _eval(d, f"{job.name}-s{seed}", f"{run}/best.safetensors", job.variants, job.setting)
     if job.name == "ov-sigrl":  # the default-model candidates, also on a world they never saw
         _eval(d, f"{job.name}-s{seed}-unseen-world", f"{run}/best.safetensors", "own,clip", "ov",
@@ -157,6 +169,7 @@ def run_all(d: Driver) -> None:
                                          ("clip-ov-unseen-world", "clip", "ov", f"{UNSEEN_WORLD}/test.jsonl")):
         _eval(d, key, CLIP, variants, setting, data)
     work = [(job, seed) for seed in d.args.seeds for job in JOBS if job.name in d.args.jobs_run]
+    work += [(job, d.args.seeds[0]) for job in DIAGNOSTIC_JOBS if job.name in d.args.jobs_run]
     with ThreadPoolExecutor(max_workers=d.args.parallel) as pool:
         for future in [pool.submit(train_and_eval, d, job, seed) for job, seed in work]:
             future.result()
@@ -377,7 +390,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="Folder for the world, the CLIP, runs and the ledger.")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "results.md")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
-    p.add_argument("--jobs", dest="jobs_run", type=lambda s: s.split(","), default=[j.name for j in JOBS],
+    p.add_argument("--jobs", dest="jobs_run", type=lambda s: s.split(","), default=[j.name for j in JOBS + DIAGNOSTIC_JOBS],
                    help="Which trainings to run (default: all).")
     p.add_argument("--pretrain-minutes", type=float, default=50.0)
     p.add_argument("--train-limit", type=int, default=2000)

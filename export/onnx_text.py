@@ -19,8 +19,6 @@ intermediates before the next. The text encoder is per label, so the blocks chan
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 TEXT_BLOCK = 256  # labels per text-encoder pass inside the graph (ViT-B text at C = 77: ~0.3 GB)
@@ -36,7 +34,6 @@ def compose_text_graph(encoder_path: Path, side_path: Path, out_path: Path, bloc
     encoder = compose.add_prefix(onnx.load(str(encoder_path)), _ENC)
     side = onnx.load(str(side_path))
     (enc_in,), (enc_out,) = encoder.graph.input, encoder.graph.output
-    const = _constants(numpy_helper)
 
     # Body: (i, cond, seq) -> (cond, seq + [encoder(tokens[i*block : (i+1)*block])])
     body_nodes = [
@@ -72,12 +69,12 @@ def compose_text_graph(encoder_path: Path, side_path: Path, out_path: Path, bloc
         *side.graph.node,
     ]
     constants = [
-        const("loop/block", np.array(block, np.int64)),
-        const("loop/block1", np.array([block], np.int64)),
-        const("loop/block_minus_1", np.array(block - 1, np.int64)),
-        const("loop/zero", np.array(0, np.int64)),
-        const("loop/axis0", np.array([0], np.int64)),
-        const("loop/true", np.array(True)),
+        numpy_helper.from_array(np.array(block, np.int64), "loop/block"),
+        numpy_helper.from_array(np.array([block], np.int64), "loop/block1"),
+        numpy_helper.from_array(np.array(block - 1, np.int64), "loop/block_minus_1"),
+        numpy_helper.from_array(np.array(0, np.int64), "loop/zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "loop/axis0"),
+        numpy_helper.from_array(np.array(True), "loop/true"),
     ]
     graph = helper.make_graph(
         nodes, "sigrl_text",
@@ -89,10 +86,6 @@ def compose_text_graph(encoder_path: Path, side_path: Path, out_path: Path, bloc
                               producer_name="sigrl")
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
-
-
-def _constants(numpy_helper) -> Callable:
-    return lambda name, value: numpy_helper.from_array(value, name)
 
 
 def _renamed(value_info, name: str):

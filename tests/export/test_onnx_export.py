@@ -68,8 +68,8 @@ def test_metadata_props_and_tensor_names(tiny_export):
 
 
 def test_text_graph_exact_for_large_odd_n_where_gmc_chunks_rows(tiny_model, tiny_export):
-    # At N = 601 the PyTorch GMC splits its pair term into row chunks (tiny: over 512 labels);
-    # the traced graph holds one chunk of all rows and must agree.
+    # At N = 601 both GMC layers and the exported graph's GMC loop split the pair term into several
+    # row blocks, and the text encoder's loop runs three blocks of labels: all must agree.
     labels = [f"tag {i}" for i in range(601)]
     session = ort.InferenceSession(str(tiny_export.out_dir / "text.onnx"), providers=["CPUExecutionProvider"])
     full = tiny_model.tokenizer([f"There is a {x} in the scene" for x in labels]).numpy()

@@ -75,6 +75,9 @@ class DecodeOptions:
 
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
     mode: str = "fast"
+    # JPEGs decoded and resized on the runner's GPU when it is on CUDA (sigrl.device_decode);
+    # never with mode "exact"
+    gpu_decode: bool = True
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
@@ -83,13 +86,13 @@ class DecodeOptions:
             raise ValueError(f"mode must be one of {DECODE_MODES}, got {self.mode!r}")
 
     @classmethod
-    def from_options(cls, mode: str = "fast", max_pixels: int | None = None) -> "DecodeOptions":
-        """From the CLI's --decode and --max-pixels values (None: the default limit)."""
+    def from_options(cls, mode: str = "fast", max_pixels: int | None = None, gpu_decode: bool = True) -> "DecodeOptions":
+        """From the CLI's --decode, --max-pixels (None: the default limit) and --gpu-decode values."""
         if mode not in DECODE_MODES:
             raise SigrlError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
         if max_pixels is not None and max_pixels < 1:
             raise SigrlError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
-        return cls(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, mode=mode)
+        return cls(max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, mode=mode, gpu_decode=gpu_decode)
 
     @property
     def exact(self) -> bool:

@@ -127,11 +127,27 @@ class TorchRunner(Runner):
             self._on_device = (side, embeddings, context)
         return self._on_device[1], self._on_device[2]
 
+    # Batches may come as uint8 tensors already on the device (sigrl.tagging.device_pipeline).
+    accepts_device_tensors = True
+
+    def _check_images(self, images: Any) -> None:
+        if not isinstance(images, torch.Tensor):
+            return super()._check_images(images)
+        size = self.preprocess.image_size
+        if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (size, size, 3) or images.shape[0] == 0:
+            raise SigrlError(f"image tensors must be uint8 [B, {size}, {size}, 3] for {self.name}, "
+                             f"got {images.dtype} {list(images.shape)}")
+        if images.device.type != torch.device(self.device).type:
+            raise SigrlError(f"image tensors must be on {self.device}, got {images.device}")
+
     @torch.inference_mode()
-    def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
-        if not images.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only arrays
-            images = images.copy()
-        x = torch.from_numpy(images).to(self.device, non_blocking=True)  # uint8 [b, S, S, 3]
+    def _score(self, images: np.ndarray | torch.Tensor, side: LabelArrays) -> np.ndarray:
+        if isinstance(images, torch.Tensor):
+            x = images  # uint8 [b, S, S, 3], on the device already
+        else:
+            if not images.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only arrays
+                images = images.copy()
+            x = torch.from_numpy(images).to(self.device, non_blocking=True)  # uint8 [b, S, S, 3]
         embeddings, context = self._device_side(side)
         if self.precision == "fp32":
             scores = self._image(x, embeddings, context)

@@ -7,6 +7,7 @@ waited: decoded images (decode_wait_s), inference (infer_s), full decodes of nea
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
@@ -18,20 +19,32 @@ from sigrl.tagging.decisions import DecisionRule
 from sigrl.tagging.pipeline import Batch, Input, iter_batches
 from sigrl.tagging.recheck import Rechecker
 
+log = logging.getLogger(__name__)
+
 
 class BatchScorer:
     """Yields (batch, scores [b, N]) for `inputs`; `rechecked` counts images decoded again in full."""
 
     def __init__(self, runner: Any, labels: Sequence[str], rule: DecisionRule, batch_size: int, workers: int,
-                 decoding: DecodeOptions, timings: dict[str, float] | None = None) -> None:
+                 decoding: DecodeOptions, timings: dict[str, float] | None = None,
+                 device_decode: bool | None = None) -> None:
         self.runner, self.labels, self.rule = runner, list(labels), rule
         self.batch_size, self.workers, self.decoding = batch_size, workers, decoding
         self.timings = {} if timings is None else timings
         self.rechecked = 0
+        self.device_decode = uses_device_decode(runner, decoding, device_decode)
+
+    def _batches(self, inputs: Iterable[Input]) -> Iterator[Batch]:
+        if self.device_decode:
+            from sigrl.tagging.device_pipeline import iter_device_batches
+
+            return iter_device_batches(inputs, self.runner.preprocess, self.runner.device, batch_size=self.batch_size,
+                                       workers=max(1, self.workers), decoding=self.decoding)
+        return iter_batches(inputs, self.runner.preprocess, batch_size=self.batch_size, workers=self.workers,
+                            decoding=self.decoding)
 
     def __call__(self, inputs: Iterable[Input]) -> Iterator[tuple[Batch, np.ndarray]]:
-        batches = iter_batches(inputs, self.runner.preprocess, batch_size=self.batch_size, workers=self.workers,
-                               decoding=self.decoding)
+        batches = self._batches(inputs)
         clock = Clock(self.timings)
         n_labels = len(self.labels)
         try:
@@ -52,6 +65,25 @@ class BatchScorer:
                 yield from finals
         finally:
             batches.close()  # stops the decode pool at once when the consumer failed
+
+
+def uses_device_decode(runner: Any, decoding: DecodeOptions, wanted: bool | None = None) -> bool:
+    """Whether JPEGs are decoded on the runner's device (sigrl.tagging.device_pipeline).
+
+    `wanted` None: when the runner is on CUDA, takes device tensors, and decoding.gpu_decode
+    allows it. `--decode exact` always keeps the CPU decoder (pixel-identical to PIL + torchvision).
+    True forces the device path on any device that takes tensors (the tests run it on the CPU).
+    """
+    if wanted is False or decoding.exact or not getattr(runner, "accepts_device_tensors", False):
+        return False
+    if wanted is None and (runner.device != "cuda" or not decoding.gpu_decode):
+        return False
+    try:
+        import torchvision.io  # noqa: F401
+    except ImportError:
+        log.warning("torchvision is not installed: decoding on the CPU (pip install torchvision for GPU decoding)")
+        return False
+    return True
 
 
 class Clock:

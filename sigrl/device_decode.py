@@ -1,0 +1,184 @@
+"""JPEG bytes -> uint8 [b, S, S, 3] model input on the runner's device (nvJPEG on a CUDA GPU).
+
+The GPU counterpart of sigrl.decode, for runs whose runner is on CUDA: CPU threads read the bytes
+and parse the header (triage), the device decodes the JPEGs of a batch in one call, and resizes
+and crops each one there with the model's own preprocessing (antialiased, like Pillow's resize).
+Everything the device path does not take goes through sigrl.decode for that image only:
+
+- not a JPEG, a CMYK/YCCK JPEG, or a header Pillow cannot read (the CPU decoder then gives the
+  error record of a bad file);
+- an image the device decoder rejects (odd sampling, a corrupt scan): the batch is decoded again
+  one image at a time, and only the images that fail again go to the CPU decoder.
+
+EXIF orientation is read from the header on the CPU and applied on the device with flips and
+transposes, so both paths give upright pixels. The device path always decodes in full (no
+DCT-domain draft), so its pixels are close to `--decode exact`'s; they are not identical (the
+JPEG upsampling and the float resize differ from libjpeg-turbo's and Pillow's fixed-point
+arithmetic by a level or two), which is why `--decode exact` keeps the CPU path.
+
+`decode_jpegs` is the one call that needs the device; the tests run this module on the CPU with
+torchvision's CPU decoder in its place, and with a failing stand-in for the fallback.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, JpegImagePlugin
+
+from sigrl.config import PreprocessConfig
+from sigrl.decode import DecodeOptions
+
+log = logging.getLogger(__name__)
+
+# Modes the device decoder turns into RGB itself; CMYK and YCCK JPEGs go to Pillow, which undoes
+# Adobe's inverted CMYK (nvJPEG does not).
+DEVICE_MODES = frozenset({"RGB", "L"})
+_INTERPOLATION = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
+
+
+def decode_jpegs(datas: list[torch.Tensor], device: str) -> list[torch.Tensor]:
+    """uint8 [3, H, W] images on `device` for the JPEG byte tensors `datas` (uint8 [n] on the CPU).
+
+    Raises if any image fails: the caller then retries one image at a time.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    out = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
+    return list(out)
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What the header says: whether the device may decode the image, and its EXIF orientation."""
+
+    on_device: bool
+    orientation: int = 1  # EXIF tag 0x0112; 1 = upright
+    why: str = ""  # why not on the device (for the debug log)
+
+
+def triage(data: bytes, options: DecodeOptions) -> Triage:
+    """Reads only the header (no pixels). Anything not plainly a JPEG the device decodes goes to
+    the CPU decoder, which also gives bad files their error records."""
+    if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
+        return Triage(False, why="not a JPEG")
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+            if not isinstance(im, JpegImagePlugin.JpegImageFile):
+                return Triage(False, why="not a JPEG")
+            if im.mode not in DEVICE_MODES:
+                return Triage(False, why=f"{im.mode} JPEG")
+            width, height = im.size
+            if width < 1 or height < 1 or width * height > options.max_pixels:
+                return Triage(False, why="size")  # the CPU decoder says what is wrong with it
+            orientation = _orientation(im)
+    except Exception:  # any header trouble: the CPU decoder gives the reason
+        return Triage(False, why="unreadable header")
+    return Triage(True, orientation)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # malformed EXIF: use the pixels as stored, as sigrl.decode does
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """[C, H, W] turned upright from EXIF `orientation`, as PIL.ImageOps.exif_transpose does."""
+    if orientation == 2:  # mirrored
+        return image.flip(-1)
+    if orientation == 3:  # rotated 180
+        return image.flip(-1).flip(-2)
+    if orientation == 4:  # mirrored vertically
+        return image.flip(-2)
+    if orientation == 5:  # transposed
+        return image.transpose(-1, -2)
+    if orientation == 6:  # stored rotated 90 counter-clockwise: turn it clockwise
+        return torch.rot90(image, k=-1, dims=(-2, -1))
+    if orientation == 7:  # transversed
+        return image.transpose(-1, -2).flip(-1).flip(-2)
+    if orientation == 8:
+        return torch.rot90(image, k=1, dims=(-2, -1))
+    return image
+
+
+def resize_crop_tensor(image: torch.Tensor, preprocess: PreprocessConfig) -> torch.Tensor:
+    """uint8 [3, H, W] -> uint8 [S, S, 3]: sigrl.decode.resize_crop's steps on a tensor.
+
+    The shorter side becomes resize_size (the longer truncated, torchvision's rule), antialiased
+    like Pillow's resize, then the central image_size square.
+    """
+    _, height, width = image.shape
+    size = preprocess.resize_size
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    if (new_w, new_h) != (width, height):
+        mode = _INTERPOLATION[preprocess.interpolation]
+        x = image.unsqueeze(0).float()  # [1, 3, H, W]
+        if mode == "nearest-exact":
+            x = F.interpolate(x, size=(new_h, new_w), mode=mode)
+        else:
+            x = F.interpolate(x, size=(new_h, new_w), mode=mode, antialias=True, align_corners=False)
+        image = x[0].round_().clamp_(0, 255).to(torch.uint8)  # [3, h, w]
+    crop = preprocess.image_size
+    left = int(round((new_w - crop) / 2.0))
+    top = int(round((new_h - crop) / 2.0))
+    out = image[:, top : top + crop, left : left + crop].permute(1, 2, 0)  # [S, S, 3]
+    assert out.shape == (crop, crop, 3), out.shape
+    return out
+
+
+class DeviceDecoder:
+    """Decodes a batch of JPEG bytes on `device`; see the module docstring."""
+
+    def __init__(self, preprocess: PreprocessConfig, device: str) -> None:
+        self.preprocess, self.device = preprocess, device
+        self.device_images = 0  # images decoded on the device so far
+        self.retried_batches = 0  # batches the device decoder rejected as a whole
+
+    def decode(self, datas: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
+        """Per image: uint8 [S, S, 3] on the device, or None where the device decoder failed
+        (the caller decodes that one on the CPU)."""
+        if not datas:
+            return []
+        tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]  # [n] each
+        try:
+            decoded: list[torch.Tensor | None] = list(decode_jpegs(tensors, self.device))
+        except Exception as err:  # one bad image fails the batched call: retry one at a time
+            self.retried_batches += 1
+            log.debug("device JPEG decode failed for a batch of %d (%s); decoding one at a time", len(datas), err)
+            decoded = [self._one(t) for t in tensors]
+        out: list[torch.Tensor | None] = []
+        for image, orientation in zip(decoded, orientations):
+            if image is None:
+                out.append(None)
+                continue
+            try:
+                out.append(resize_crop_tensor(orient(image, orientation), self.preprocess))
+                self.device_images += 1
+            except Exception as err:  # e.g. out of device memory on a huge image
+                log.debug("device resize failed (%s); the CPU decoder takes the image", err)
+                out.append(None)
+        return out
+
+    def _one(self, data: torch.Tensor) -> torch.Tensor | None:
+        try:
+            return decode_jpegs([data], self.device)[0]
+        except Exception as err:
+            log.debug("device JPEG decode failed (%s); the CPU decoder takes the image", err)
+            return None
+
+
+def upload(images: np.ndarray, device: str) -> torch.Tensor:
+    """uint8 [b, S, S, 3] from the CPU decoder onto the device."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device)

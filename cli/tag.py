@@ -36,6 +36,7 @@ def tag(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse images with more pixels than this (decompression bombs); default ~179 million."),
     decode: str = typer.Option("fast", "--decode", help="fast: JPEGs much larger than the model input are decoded at reduced scale (several times faster on camera photos, pixels within a few levels); exact: full decode, pixel-identical to PIL + torchvision preprocessing; checked: fast, then images whose tags hinge on a near-tie are decoded in full and rescored (the tags of exact at most of the speed of fast)."),
+    gpu_decode: bool = typer.Option(True, "--gpu-decode/--cpu-decode", help="With the torch backend on CUDA, decode and resize JPEGs on the GPU (other files, and JPEGs the GPU rejects, on the CPU); --cpu-decode keeps every image on the CPU. --decode exact always decodes on the CPU."),
     progress: Optional[bool] = typer.Option(None, "--progress/--quiet", help="Progress bar on stderr; default: on when stderr is a terminal. --quiet also hides the backend line."),
     label_cache: Optional[Path] = typer.Option(None, "--label-cache", callback=checks.output_folder, help="Folder for cached label-side tensors (default $SIGRL_CACHE/labels or ~/.cache/sigrl/labels)."),
     engine: str = typer.Option("local", "--engine", help="local, or ray: Ray Data with one model replica per GPU/CPU slot; --out is then a folder of shards (join them with `sigrl merge`)."),
@@ -56,7 +57,7 @@ def tag(
     job = build_job(
         inputs, labels, out, model=model, backend=backend, device=device, precision=precision, prompt=prompt,
         label_cache=label_cache, threshold=threshold, threshold_file=threshold_file, topk=topk, scores=scores,
-        resume=resume, overwrite=overwrite, batch_size=batch_size, workers=workers, decode=decode,
+        resume=resume, overwrite=overwrite, batch_size=batch_size, workers=workers, decode=decode, gpu_decode=gpu_decode,
         max_pixels=max_pixels, keep_meta=keep_meta, image_column=image_column, engine=engine, address=address,
         replicas=replicas, shard_size=shard_size,
     )

@@ -39,7 +39,8 @@ class Tagger:
     `model`: a checkpoint, an export folder, a config name or open_clip:ARCH[:TAG]; None is the
     embedded default model. The decision rule is chosen as by `sigrl tag`: `threshold`,
     `threshold_file`, `topk`, else the model's calibrated thresholds for these labels, else the 5
-    best. `decode` is fast, exact or checked (see sigrl.decode.DecodeOptions).
+    best. `decode` is fast, exact or checked (see sigrl.decode.DecodeOptions); `gpu_decode` False
+    keeps JPEG decoding on the CPU when the runner is on CUDA.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Tagger:
         scores: str = "tags",
         decode: str = "fast",
         max_pixels: int | None = None,
+        gpu_decode: bool = True,
         batch_size: int = 8,
         workers: int | None = None,
         label_cache: str | os.PathLike[str] | None = None,
@@ -69,7 +71,7 @@ class Tagger:
         target = resolve_model(None if model is None else os.fspath(model))
         rule, source = choose_rule(labels, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
         spec = ModelSpec(target, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
-        self._setup(spec, rule, source, DecodeOptions.from_options(decode, max_pixels), batch_size, workers)
+        self._setup(spec, rule, source, DecodeOptions.from_options(decode, max_pixels, gpu_decode), batch_size, workers)
 
     @classmethod
     def from_job(cls, job: TagJob) -> "Tagger":

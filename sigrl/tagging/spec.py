@@ -11,7 +11,7 @@ says (model, labels and prompt, decision rule, what is read from containers) wit
       model       ModelSpec: how a runner is opened (model, backend, device, precision, cache, prompt)
       labels      the label list, in order
       rule        the decision rule, and where it came from (rule_source)
-      decoding    DecodeOptions (--decode, --max-pixels)
+      decoding    DecodeOptions (--decode, --max-pixels, --gpu-decode)
       reading     ReadOptions: --keep-meta, --image-column
       batch_size, workers
       engine      EngineOptions: local or ray, and Ray's address, replicas, shard size
@@ -149,6 +149,7 @@ def build_job(
     workers: int | None = None,
     decode: str = "fast",
     max_pixels: int | None = None,
+    gpu_decode: bool = True,
     keep_meta: bool = False,
     image_column: str | None = None,
     engine: str = "local",
@@ -161,7 +162,7 @@ def build_job(
     from sigrl.tagging.labels import read_labels
 
     names = read_labels(labels)
-    decoding = DecodeOptions.from_options(decode, max_pixels)
+    decoding = DecodeOptions.from_options(decode, max_pixels, gpu_decode)
     target = resolve_model(model)
     engine_options = EngineOptions(engine, address, replicas, shard_size)
     rule, source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)

@@ -236,3 +236,20 @@ def test_torch_runner_takes_device_tensors(tiny_model, tiny_images):
             runner.infer(tiny_images.float(), LABELS)
         with pytest.raises(SigrlError, match="uint8"):
             runner.infer(tiny_images[:, :16], LABELS)
+
+
+def test_cpu_decode_option_reaches_the_job_and_the_scorer(tmp_path):
+    from sigrl.tagging.spec import build_job
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    assert build_job([tmp_path], labels, tmp_path / "out.jsonl", model="sigrl-tiny").decoding.gpu_decode
+    job = build_job([tmp_path], labels, tmp_path / "out.jsonl", model="sigrl-tiny", gpu_decode=False)
+    assert not job.decoding.gpu_decode
+
+    class CudaRunner:  # what uses_device_decode looks at
+        device, accepts_device_tensors = "cuda", True
+
+    assert uses_device_decode(CudaRunner(), DecodeOptions())
+    assert not uses_device_decode(CudaRunner(), job.decoding)
+    assert not uses_device_decode(CudaRunner(), DecodeOptions(mode="exact"))

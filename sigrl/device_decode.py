@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # Modes the device decoder turns into RGB itself; CMYK and YCCK JPEGs go to Pillow, which undoes
 # Adobe's inverted CMYK (nvJPEG does not).
 DEVICE_MODES = frozenset({"RGB", "L"})
+# The float copies of one resize call stay near this many bytes (12 MP: 7 images, VGA: 270).
+RESIZE_BUDGET = 1 << 30
 _INTERPOLATION = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
 
 
@@ -111,12 +113,15 @@ def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
 
 
 def resize_crop_tensor(image: torch.Tensor, preprocess: PreprocessConfig) -> torch.Tensor:
-    """uint8 [3, H, W] -> uint8 [S, S, 3]: sigrl.decode.resize_crop's steps on a tensor.
+    """uint8 [3, H, W] -> uint8 [S, S, 3] (or [n, 3, H, W] -> [n, S, S, 3], images of one size):
+    sigrl.decode.resize_crop's steps on a tensor.
 
     The shorter side becomes resize_size (the longer truncated, torchvision's rule), antialiased
     like Pillow's resize, then the central image_size square.
     """
-    _, height, width = image.shape
+    batched = image.ndim == 4
+    x = image if batched else image.unsqueeze(0)  # [n, 3, H, W]
+    height, width = x.shape[-2:]
     size = preprocess.resize_size
     if width <= height:
         new_w, new_h = size, int(size * height / width)
@@ -124,18 +129,21 @@ def resize_crop_tensor(image: torch.Tensor, preprocess: PreprocessConfig) -> tor
         new_w, new_h = int(size * width / height), size
     if (new_w, new_h) != (width, height):
         mode = _INTERPOLATION[preprocess.interpolation]
-        x = image.unsqueeze(0).float()  # [1, 3, H, W]
         if mode == "nearest-exact":
-            x = F.interpolate(x, size=(new_h, new_w), mode=mode)
+            x = F.interpolate(x.float(), size=(new_h, new_w), mode=mode)
         else:
-            x = F.interpolate(x, size=(new_h, new_w), mode=mode, antialias=True, align_corners=False)
-        image = x[0].round_().clamp_(0, 255).to(torch.uint8)  # [3, h, w]
+            x = F.interpolate(x.float(), size=(new_h, new_w), mode=mode, antialias=True, align_corners=False)
+        x = x.round_().clamp_(0, 255).to(torch.uint8)  # [n, 3, h, w]
     crop = preprocess.image_size
     left = int(round((new_w - crop) / 2.0))
     top = int(round((new_h - crop) / 2.0))
-    out = image[:, top : top + crop, left : left + crop].permute(1, 2, 0)  # [S, S, 3]
-    assert out.shape == (crop, crop, 3), out.shape
-    return out
+    out = x[:, :, top : top + crop, left : left + crop].permute(0, 2, 3, 1)  # [n, S, S, 3]
+    assert out.shape[1:] == (crop, crop, 3), out.shape
+    return out if batched else out[0]
+
+
+def _per_call(shape: tuple[int, ...]) -> int:
+    return max(1, RESIZE_BUDGET // (4 * shape[0] * shape[1] * shape[2]))
 
 
 class DeviceDecoder:
@@ -158,17 +166,25 @@ class DeviceDecoder:
             self.retried_batches += 1
             log.debug("device JPEG decode failed for a batch of %d (%s); decoding one at a time", len(datas), err)
             decoded = [self._one(t) for t in tensors]
-        out: list[torch.Tensor | None] = []
-        for image, orientation in zip(decoded, orientations):
-            if image is None:
-                out.append(None)
-                continue
+        upright = [None if image is None else orient(image, o) for image, o in zip(decoded, orientations)]
+        # Images of one size are resized in one call (a folder of camera or VGA photos is mostly one
+        # or two sizes); a failure there sends that group to the CPU decoder.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(upright):
+            if image is not None:
+                groups.setdefault(tuple(image.shape), []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(datas)
+        chunks = [rows[i : i + _per_call(shape)] for shape, rows in groups.items() for i in range(0, len(rows), _per_call(shape))]
+        for rows in chunks:
             try:
-                out.append(resize_crop_tensor(orient(image, orientation), self.preprocess))
-                self.device_images += 1
-            except Exception as err:  # e.g. out of device memory on a huge image
-                log.debug("device resize failed (%s); the CPU decoder takes the image", err)
-                out.append(None)
+                stack = upright[rows[0]].unsqueeze(0) if len(rows) == 1 else torch.stack([upright[i] for i in rows])
+                resized = resize_crop_tensor(stack, self.preprocess)  # [n, S, S, 3]
+            except Exception as err:  # e.g. out of device memory on huge images
+                log.debug("device resize failed for %d images (%s); the CPU decoder takes them", len(rows), err)
+                continue
+            for j, i in enumerate(rows):
+                out[i] = resized[j]
+            self.device_images += len(rows)
         return out
 
     def _one(self, data: torch.Tensor) -> torch.Tensor | None:

@@ -253,3 +253,23 @@ def test_cpu_decode_option_reaches_the_job_and_the_scorer(tmp_path):
     assert uses_device_decode(CudaRunner(), DecodeOptions())
     assert not uses_device_decode(CudaRunner(), job.decoding)
     assert not uses_device_decode(CudaRunner(), DecodeOptions(mode="exact"))
+
+
+def test_same_size_images_are_resized_together_in_budgeted_chunks(preprocess, monkeypatch):
+    calls = []
+    real = device_decode.resize_crop_tensor
+
+    def counting(x, pre):
+        calls.append(tuple(x.shape))
+        return real(x, pre)
+
+    monkeypatch.setattr(device_decode, "resize_crop_tensor", counting)
+    monkeypatch.setattr(device_decode, "RESIZE_BUDGET", 4 * 3 * 64 * 96 * 2)  # two 96x64 images per call
+    datas = [jpeg_bytes(smooth_image(96, 64, seed=i)) for i in range(5)] + [jpeg_bytes(smooth_image(50, 70, seed=9))]
+    decoder = device_decode.DeviceDecoder(preprocess, "cpu")
+    out = decoder.decode(datas, [1] * 6)
+    assert calls == [(2, 3, 64, 96), (2, 3, 64, 96), (1, 3, 64, 96), (1, 3, 70, 50)]
+    assert decoder.device_images == 6
+    for data, image in zip(datas, out):
+        expected = real(device_decode.decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], "cpu")[0], preprocess)
+        torch.testing.assert_close(image, expected, rtol=0, atol=0)

@@ -15,14 +15,14 @@
 #   gpu_check.log   everything printed, step by step, with each step's exit code and seconds
 #   summary.txt     one line per step
 #   results.tar.gz  bench/results/<machine-id>/ (bench.{json,csv,md,png}, head.*, gpu_tag.{json,md})
-#   bench.md, gpu_tag.md   the two reports, for reading without unpacking
+#   bench.md, gpu_tag.md (, gpu_decode.md)   the reports, for reading without unpacking
 #
 # Knobs (environment): PYTHON (python3), GPU_CHECK_BUDGET_S (330), GPU_CHECK_SITE (/tmp/site: where
 # the wheels go), GPU_CHECK_ALLOW_CPU=1 (no GPU: CPU rows and small sizes, to try the script
-# anywhere), GPU_CHECK_STEPS (a subset of "install env tests bench tag cputag"; the default leaves
-# out cputag; env is needed by every step after it), GPU_CHECK_FORCE_INSTALL=1 (install sigrl even
-# where it already imports), GPU_CHECK_BENCH_ARGS / GPU_CHECK_TAG_ARGS / GPU_CHECK_CPUTAG_ARGS
-# (replace the default arguments).
+# anywhere), GPU_CHECK_STEPS (a subset of "install env tests bench tag cputag gpudecode"; the default
+# leaves out cputag and gpudecode; env is needed by every step after it), GPU_CHECK_FORCE_INSTALL=1 (install sigrl even
+# where it already imports), GPU_CHECK_BENCH_ARGS / GPU_CHECK_TAG_ARGS / GPU_CHECK_CPUTAG_ARGS /
+# GPU_CHECK_DECODE_ARGS (replace the default arguments).
 #
 # cputag runs `bench/tagging.py --only photos-12mp` on the machine's CPU cores (limit 300 s, not yet
 # run there; the GPU is not used): `sigrl tag` against the naive loop on 12 MP photos where the decode
@@ -128,7 +128,14 @@ step_cputag() {
     "$PY" -P bench/tagging.py --out "$RESULTS" --work "$WORK/tagging" \
         ${GPU_CHECK_CPUTAG_ARGS:---only photos-12mp --photos-12mp 200}
 }
-export -f step_install step_env step_tests step_bench step_tag step_cputag
+step_gpudecode() {
+    # Issue 16: GPU decoding against CPU decoding, model-only against end to end (about 6 minutes on an
+    # H200; most of it makes the 22,000 JPEGs, kept in $WORK between runs). Run it alone:
+    #   GPU_CHECK_STEPS="install env gpudecode" GPU_CHECK_BUDGET_S=560 bash bench/gpu_check.sh
+    # shellcheck disable=SC2086
+    "$PY" -P -m sigrl.bench.gpu_decode --out "$RESULTS" --work "$WORK/gpu_decode" ${GPU_CHECK_DECODE_ARGS:-}
+}
+export -f step_install step_env step_tests step_bench step_tag step_cputag step_gpudecode
 
 # --- the driver ----------------------------------------------------------------------------------
 SUMMARY=()
@@ -163,7 +170,7 @@ collect() {  # results.tar.gz holds <machine-id>/...: unpack it with -C bench/re
     [[ -d "$RESULTS" ]] || return 0
     tar czf "$OUT/results.tar.gz" -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")" \
         && echo "packed $RESULTS into results.tar.gz"
-    for f in bench.md gpu_tag.md tagging.md; do
+    for f in bench.md gpu_tag.md tagging.md gpu_decode.md; do
         if [[ -f "$RESULTS/$f" ]]; then cp "$RESULTS/$f" "$OUT/$f"; fi
     done
     return 0
@@ -174,8 +181,9 @@ main() {
     echo "python: $(command -v "$PY"), allow cpu: $ALLOW_CPU"
     if [[ "$ALLOW_CPU" == 1 ]]; then  # a dry run without a GPU: CPU rows and small sizes
         : "${GPU_CHECK_BENCH_ARGS:=--quick --backends torch --precisions fp32 --labels-sweep 20}"
+        : "${GPU_CHECK_DECODE_ARGS:=--small}"
         : "${GPU_CHECK_TAG_ARGS:=--device cpu --precisions fp32,bf16 --unique 8 --copies 2 --batch-size 8 --model sigrl-tiny}"
-        export GPU_CHECK_BENCH_ARGS GPU_CHECK_TAG_ARGS
+        export GPU_CHECK_BENCH_ARGS GPU_CHECK_TAG_ARGS GPU_CHECK_DECODE_ARGS
     fi
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
     export PATH="$SITE/bin:$(dirname "$(command -v "$PY")"):$PATH"
@@ -197,6 +205,8 @@ main() {
         run_step tag 90
         collect
         run_step cputag 300
+        collect
+        run_step gpudecode 480
         collect
     fi
     printf '%s\n' "${SUMMARY[@]}" | tee "$OUT/summary.txt"

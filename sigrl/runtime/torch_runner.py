@@ -22,6 +22,7 @@ from sigrl.model.sigrl import SigRL
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
 from sigrl.runtime.progress import LabelProgress
+from sigrl.runtime.staging import HostStaging
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class TorchRunner(Runner):
         self._geometry = HeadGeometry.from_arch(model.arch, itemsize=4 if precision == "fp32" else 2)
         self._hash: str | None = None
         self._on_device: tuple[LabelArrays, torch.Tensor, torch.Tensor] | None = None
+        # CPU-decoded batches reach a GPU through one reused pinned buffer (sigrl.runtime.staging).
+        self._staging = HostStaging(device) if device == "cuda" else None
 
     @property
     def model_hash(self) -> str:
@@ -144,6 +147,8 @@ class TorchRunner(Runner):
     def _score(self, images: np.ndarray | torch.Tensor, side: LabelArrays) -> np.ndarray:
         if isinstance(images, torch.Tensor):
             x = images  # uint8 [b, S, S, 3], on the device already
+        elif self._staging is not None:
+            x = self._staging.upload(images)  # uint8 [b, S, S, 3], through pinned memory
         else:
             if not images.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only arrays
                 images = images.copy()
@@ -161,4 +166,6 @@ class TorchRunner(Runner):
 
     def close(self) -> None:
         self._on_device = None
+        if self._staging is not None:
+            self._staging.close()
         super().close()

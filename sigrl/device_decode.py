@@ -22,10 +22,11 @@ torchvision's CPU decoder in its place, and with a failing stand-in for the fall
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -142,17 +143,51 @@ def resize_crop_tensor(image: torch.Tensor, preprocess: PreprocessConfig) -> tor
     return out if batched else out[0]
 
 
+def _is_cuda(device: str) -> bool:
+    return torch.device(device).type == "cuda"
+
+
 def _per_call(shape: tuple[int, ...]) -> int:
     return max(1, RESIZE_BUDGET // (4 * shape[0] * shape[1] * shape[2]))
 
 
 class DeviceDecoder:
-    """Decodes a batch of JPEG bytes on `device`; see the module docstring."""
+    """Decodes a batch of JPEG bytes on `device`; see the module docstring.
+
+    On CUDA every batch is built on a side stream of its own (`batch_stream`), never on the
+    stream that scores: torchvision's nvJPEG decode allocates its outputs on the current stream
+    and the hardware decoder writes them without waiting for that stream's queued kernels, so on
+    the scoring stream it could be handed, and overwrite, memory the model is still reading
+    (pytorch/vision#9606). The side stream is drained at the end of each batch, so nothing of its
+    own is in flight either when the next decode starts.
+    """
 
     def __init__(self, preprocess: PreprocessConfig, device: str) -> None:
         self.preprocess, self.device = preprocess, device
         self.device_images = 0  # images decoded on the device so far
         self.retried_batches = 0  # batches the device decoder rejected as a whole
+        self._side = torch.cuda.Stream(device=device) if _is_cuda(device) else None
+        # The stream that will read the batches: the consumer's current stream when this is made.
+        self._consumer = torch.cuda.current_stream(device) if _is_cuda(device) else None
+
+    @contextlib.contextmanager
+    def batch_stream(self) -> Iterator[None]:
+        """Device work inside runs on the side stream (on CUDA; elsewhere nothing changes)."""
+        if self._side is None:
+            yield
+            return
+        with torch.cuda.stream(self._side):
+            yield
+
+    def hand_over(self, images: torch.Tensor) -> torch.Tensor:
+        """Makes the batch `images` (built inside batch_stream) safe to read on the consumer's stream:
+        waits for the side stream, and keeps its memory from being reused until the consumer's
+        work queued before it is freed has run."""
+        if self._side is not None:
+            assert self._consumer is not None
+            self._side.synchronize()
+            images.record_stream(self._consumer)
+        return images
 
     def decode(self, datas: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
         """Per image: uint8 [S, S, 3] on the device, or None where the device decoder failed

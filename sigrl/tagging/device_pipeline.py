@@ -9,9 +9,9 @@ Batches come out in input order, with the same paths, failures, `reduced` and `s
 pipeline.iter_batches; only `images` differs: a uint8 torch tensor [b, S, S, 3] on the device,
 which the torch runner takes as it is. At most `queue_depth` batches are in flight.
 
-The device thread uses the default stream, so its kernels queue behind the scoring of the batch
-before; what it overlaps is the host-side work (Huffman decoding in nvJPEG's hybrid backend,
-kernel launches) with the consumer's.
+The device thread builds each batch on a CUDA side stream of its own (see
+sigrl.device_decode.DeviceDecoder for why it must not share the scoring stream), so decoding and
+resizing batch k+1 can overlap the scoring of batch k on the GPU as well as on the host.
 """
 
 from __future__ import annotations
@@ -160,21 +160,23 @@ def _device_stage(item: _Pending, decoder: Any, pool: ThreadPoolExecutor, prepro
 
     reads: list[_Read] = [f.result() for f in item.reads]
     wanted = [i for i, r in enumerate(reads) if r.data is not None]
-    on_device = dict(zip(wanted, decoder.decode([reads[i].data for i in wanted], [reads[i].orientation for i in wanted])))
-    # What the device decoder rejected goes to the CPU decoder, in the reading threads.
-    redo = {i: pool.submit(_cpu_bytes, reads[i].data, preprocess, decoding) for i, t in on_device.items() if t is None}
-    for i, future in redo.items():
-        reads[i] = future.result()
-    ok = [i for i, r in enumerate(reads) if r.reason is None]
-    size = preprocess.image_size
-    images = torch.empty((len(ok), size, size, 3), dtype=torch.uint8, device=decoder.device)  # [b, S, S, 3]
-    cpu_rows = [row for row, i in enumerate(ok) if on_device.get(i) is None]
-    for row, i in enumerate(ok):
-        if on_device.get(i) is not None:
-            images[row] = on_device[i]
-    if cpu_rows:
-        images[cpu_rows] = upload(np.stack([reads[ok[row]].image for row in cpu_rows]), decoder.device)
-    return _assemble(item.sources, reads, ok, images)
+    with decoder.batch_stream():
+        on_device = dict(zip(wanted, decoder.decode([reads[i].data for i in wanted], [reads[i].orientation for i in wanted])))
+        # What the device decoder rejected goes to the CPU decoder, in the reading threads.
+        redo = {i: pool.submit(_cpu_bytes, reads[i].data, preprocess, decoding) for i, t in on_device.items() if t is None}
+        for i, future in redo.items():
+            reads[i] = future.result()
+        ok = [i for i, r in enumerate(reads) if r.reason is None]
+        size = preprocess.image_size
+        images = torch.empty((len(ok), size, size, 3), dtype=torch.uint8, device=decoder.device)  # [b, S, S, 3]
+        cpu_rows = [row for row, i in enumerate(ok) if on_device.get(i) is None]
+        for row, i in enumerate(ok):
+            if on_device.get(i) is not None:
+                images[row] = on_device[i]
+        if cpu_rows:
+            images[cpu_rows] = upload(np.stack([reads[ok[row]].image for row in cpu_rows]), decoder.device)
+        del on_device  # the per-image tensors are freed on the side stream, where they were used
+    return _assemble(item.sources, reads, ok, decoder.hand_over(images))
 
 
 def _assemble(sources: list[Path | Member], reads: list[_Read], ok: list[int], images: Any) -> Batch:

@@ -70,3 +70,24 @@ def test_gpu_decoded_scores_match_cpu_decoded(photos):
     assert np.abs(gpu - cpu).max() < 0.02
     records = [batch_records(b.paths, s, rule, b.failures) for b, s in out[True]]
     assert sum(r["status"] == "error" for rs in records for r in rs) == 1
+
+
+def test_decoding_while_the_scoring_stream_is_busy_gives_the_same_pixels(photos):
+    # pytorch/vision#9606: nvJPEG's outputs, if allocated on the scoring stream, can be blocks that
+    # queued kernels there still read. Keep that stream busy and freeing memory while batches are
+    # decoded; every batch must equal the one decoded with the GPU idle.
+    import torch
+
+    pre = PreprocessConfig(image_size=224, resize_size=224, interpolation="bicubic")
+    inputs = photos * 4
+    quiet = [b.images.cpu() for b in iter_device_batches(inputs, pre, "cuda", batch_size=3)]
+    a = torch.randn(4096, 4096, device="cuda")
+    busy = []
+    for batch in iter_device_batches(inputs, pre, "cuda", batch_size=3, queue_depth=2):
+        for _ in range(10):
+            product = a @ a  # [4096, 4096], freed at once while the matmul is still queued
+            del product
+        busy.append(batch.images.float().sum(dim=(1, 2, 3)).cpu())
+    expected = [q.float().sum(dim=(1, 2, 3)) for q in quiet]
+    for got, want in zip(busy, expected):
+        assert torch.equal(got, want)

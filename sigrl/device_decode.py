@@ -166,6 +166,10 @@ class DeviceDecoder:
         self.preprocess, self.device = preprocess, device
         self.device_images = 0  # images decoded on the device so far
         self.retried_batches = 0  # batches the device decoder rejected as a whole
+        # Set when the device decoder failed on every image of a batch before it ever worked (no
+        # nvJPEG in this torchvision build, say): every image then goes to the CPU decoder at once
+        # instead of paying a failed batch call and one failed call per image each time.
+        self.disabled: str | None = None
         self._side = torch.cuda.Stream(device=device) if _is_cuda(device) else None
         # The stream that will read the batches: the consumer's current stream when this is made.
         self._consumer = torch.cuda.current_stream(device) if _is_cuda(device) else None
@@ -192,8 +196,8 @@ class DeviceDecoder:
     def decode(self, datas: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
         """Per image: uint8 [S, S, 3] on the device, or None where the device decoder failed
         (the caller decodes that one on the CPU)."""
-        if not datas:
-            return []
+        if not datas or self.disabled:
+            return [None] * len(datas)
         tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]  # [n] each
         try:
             decoded: list[torch.Tensor | None] = list(decode_jpegs(tensors, self.device))
@@ -201,6 +205,10 @@ class DeviceDecoder:
             self.retried_batches += 1
             log.debug("device JPEG decode failed for a batch of %d (%s); decoding one at a time", len(datas), err)
             decoded = [self._one(t) for t in tensors]
+            if self.device_images == 0 and len(datas) > 1 and all(d is None for d in decoded):
+                self.disabled = f"{type(err).__name__}: {err}"
+                log.warning("the %s JPEG decoder failed on every image of a batch (%s); decoding on the CPU from now on",
+                            self.device, self.disabled)
         upright = [None if image is None else orient(image, o) for image, o in zip(decoded, orientations)]
         # Images of one size are resized in one call (a folder of camera or VGA photos is mostly one
         # or two sizes); a failure there sends that group to the CPU decoder.

@@ -273,3 +273,36 @@ def test_same_size_images_are_resized_together_in_budgeted_chunks(preprocess, mo
     for data, image in zip(datas, out):
         expected = real(device_decode.decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], "cpu")[0], preprocess)
         torch.testing.assert_close(image, expected, rtol=0, atol=0)
+
+
+def test_a_device_decoder_that_never_works_is_given_up_after_one_batch(preprocess, monkeypatch):
+    calls = []
+
+    def broken(datas, device):
+        calls.append(len(datas))
+        raise RuntimeError("no nvjpeg in this build")
+
+    monkeypatch.setattr(device_decode, "decode_jpegs", broken)
+    datas = [jpeg_bytes(smooth_image(40, 30, seed=i)) for i in range(3)]
+    decoder = device_decode.DeviceDecoder(preprocess, "cpu")
+    assert decoder.decode(datas, [1] * 3) == [None] * 3
+    assert calls == [3, 1, 1, 1] and decoder.disabled == "RuntimeError: no nvjpeg in this build"
+    assert decoder.decode(datas, [1] * 3) == [None] * 3
+    assert calls == [3, 1, 1, 1]  # not tried again
+
+
+def test_a_device_decoder_that_worked_once_keeps_trying(preprocess, monkeypatch):
+    real = device_decode.decode_jpegs
+    state = {"fail": False}
+
+    def flaky(datas, device):
+        if state["fail"]:
+            raise RuntimeError("odd sampling")
+        return real(datas, device)
+
+    monkeypatch.setattr(device_decode, "decode_jpegs", flaky)
+    datas = [jpeg_bytes(smooth_image(40, 30, seed=i)) for i in range(2)]
+    decoder = device_decode.DeviceDecoder(preprocess, "cpu")
+    assert all(x is not None for x in decoder.decode(datas, [1, 1]))
+    state["fail"] = True
+    assert decoder.decode(datas, [1, 1]) == [None, None] and decoder.disabled is None

@@ -17,7 +17,8 @@ labels, top-5:
   time, time from launch to the first record, steady-state img/s (records after the first batch
   over the time from the first record to the last), the job's own img/s, host CPU use (the
   child's user + system CPU seconds over its wall time, in cores), and the GPU busy share
-  (the mean of nvidia-smi's utilization.gpu, sampled every 200 ms; null where unavailable);
+  (the mean of nvidia-smi's utilization.gpu, sampled every 200 ms; null where unavailable), and
+  how many images the run decoded on the GPU (null: all on the CPU, as on a CPU runner);
 - the ratio end-to-end / model-only, and the share of images whose top-5 label set equals the
   --decode exact run's.
 
@@ -191,6 +192,7 @@ def tag_run(folder: Path, labels: Path, out: Path, model: str, cache: Path, extr
         "process_wall_s": round(wall, 2), "first_record_s": None if first_s is None else round(first_s, 2),
         "last_record_s": None if last_s is None else round(last_s, 2),
         "steady_images_per_s": None if steady is None else round(steady, 1), "job_images_per_s": run["images_per_s"],
+        "gpu_decoded": run.get("gpu_decoded"),  # None: this run decoded everything on the CPU
         "host_cpu_cores": round(cpu_s / wall, 2), "gpu_busy_share": gpu.busy_share(), "timings": run["timings"],
     }
 
@@ -296,15 +298,15 @@ def to_markdown(report: dict) -> str:
         lines += [f"## {p['images']} JPEGs of {p['size']} ({p['from']}, mean {p['mean_file_kb']} KB)", "",
                   f"Model only: {entry['model_only']['images_per_s']} img/s at batch {entry['model_only']['batch_size']}."
                   + (f" GPU decode / CPU decode, steady state: {entry['gpu_over_cpu_decode']}x." if "gpu_over_cpu_decode" in entry else ""), "",
-                  "| run | status | img/s steady | / model-only | img/s job | process s | first record s | host CPU cores | GPU busy | top-5 = exact |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| run | status | img/s steady | / model-only | img/s job | process s | first record s | host CPU cores | GPU busy | decoded on GPU | top-5 = exact |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for variant, r in entry["runs"].items():
             if r["status"] != "ran":
-                lines.append(f"| {variant} | {r['status']} |" + " - |" * 8)
+                lines.append(f"| {variant} | {r['status']} |" + " - |" * 9)
                 continue
             lines.append(f"| {variant} | ran | {_cell(r['steady_images_per_s'])} | {_cell(r.get('steady_over_model_only'))} | "
                          f"{r['job_images_per_s']} | {r['process_wall_s']} | {_cell(r['first_record_s'])} | {r['host_cpu_cores']} | "
-                         f"{_cell(r['gpu_busy_share'], '{:.0%}')} | {_cell(r.get('top5_same_as_exact'), '{:.2%}')} |")
+                         f"{_cell(r['gpu_busy_share'], '{:.0%}')} | {_cell(r['gpu_decoded'])} | {_cell(r.get('top5_same_as_exact'), '{:.2%}')} |")
         lines.append("")
     return "\n".join(lines)
 

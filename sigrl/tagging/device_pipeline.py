@@ -97,16 +97,19 @@ def iter_device_batches(
     workers: int = 2,
     decoding: DecodeOptions = DecodeOptions(),
     queue_depth: int = 4,
+    stats: dict[str, int] | None = None,
 ) -> Iterator[Batch]:
     """Batches of `paths` in order, images on `device`; every input appears once, as an image or a
-    failure. `device` is "cuda" in use; the tests pass "cpu" (torchvision's CPU decoder)."""
+    failure. `device` is "cuda" in use; the tests pass "cpu" (torchvision's CPU decoder).
+    `stats["decoded"]`, when given, counts the images decoded on the device so far."""
     if batch_size < 1:
         raise SigrlError(f"batch size must be >= 1, got {batch_size}")
     if workers < 1:
         raise SigrlError(f"the device pipeline needs >= 1 reading thread, got {workers}")
     if queue_depth < 1:
         raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
-    return _batches(iter(paths), preprocess, device, batch_size, workers, decoding, queue_depth)
+    return _batches(iter(paths), preprocess, device, batch_size, workers, decoding, queue_depth,
+                    {} if stats is None else stats)
 
 
 @dataclass
@@ -117,7 +120,7 @@ class _Pending:
 
 
 def _batches(source: Iterator[Input], preprocess: PreprocessConfig, device: str, batch_size: int, workers: int,
-             decoding: DecodeOptions, queue_depth: int) -> Iterator[Batch]:
+             decoding: DecodeOptions, queue_depth: int, stats: dict[str, int]) -> Iterator[Batch]:
     from sigrl.device_decode import DeviceDecoder
 
     decoder = DeviceDecoder(preprocess, device)
@@ -140,6 +143,7 @@ def _batches(source: Iterator[Input], preprocess: PreprocessConfig, device: str,
         while pending:
             head = pending.popleft()
             batch = head.batch.result()
+            stats["decoded"] = decoder.device_images
             submit_next()  # refill before handing over, so reading overlaps the consumer's work
             yield batch
     finally:

@@ -202,7 +202,7 @@ def _tag(
     scorer = BatchScorer(runner, job.labels, job.rule, batch, workers, job.decoding, timings)
     with closing(scorer(inputs)) as scored:
         for item, scores in scored:
-            summary.rechecked = scorer.rechecked
+            summary.rechecked, summary.gpu_decoded = scorer.rechecked, scorer.gpu_decoded
             start = time.perf_counter()
             out.write(with_meta(batch_records(item.paths, scores, job.rule, item.failures), item.meta))
             summary.tagged += len(item.paths)
@@ -213,7 +213,7 @@ def _tag(
                 save_meta()  # so a killed run still leaves recent counts behind
                 last_save = time.monotonic()
             timings["write_s"] += time.perf_counter() - start
-    summary.rechecked = scorer.rechecked
+    summary.rechecked, summary.gpu_decoded = scorer.rechecked, scorer.gpu_decoded
 
 
 def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary) -> int:

@@ -33,13 +33,19 @@ class BatchScorer:
         self.timings = {} if timings is None else timings
         self.rechecked = 0
         self.device_decode = uses_device_decode(runner, decoding, device_decode)
+        self._device_stats: dict[str, int] = {}
+
+    @property
+    def gpu_decoded(self) -> int | None:
+        """Images decoded on the runner's device so far; None when this scorer decodes on the CPU."""
+        return self._device_stats.get("decoded", 0) if self.device_decode else None
 
     def _batches(self, inputs: Iterable[Input]) -> Iterator[Batch]:
         if self.device_decode:
             from sigrl.tagging.device_pipeline import iter_device_batches
 
             return iter_device_batches(inputs, self.runner.preprocess, self.runner.device, batch_size=self.batch_size,
-                                       workers=max(1, self.workers), decoding=self.decoding)
+                                       workers=max(1, self.workers), decoding=self.decoding, stats=self._device_stats)
         return iter_batches(inputs, self.runner.preprocess, batch_size=self.batch_size, workers=self.workers,
                             decoding=self.decoding)
 

@@ -59,6 +59,7 @@ class Summary:
     batch_size: int = 0
     repaired_bytes: int = 0
     rechecked: int = 0  # images decoded again in full (--decode checked)
+    gpu_decoded: int | None = None  # images decoded on the GPU; None: the run decoded on the CPU only
     previous_records: int = 0  # records already in the output when this run started
 
     @property
@@ -83,6 +84,8 @@ class Summary:
             parts.append(f"{self.skipped} already done")
         if self.rechecked:
             parts.append(f"{self.rechecked} near-tie{'s' if self.rechecked != 1 else ''} decoded again in full")
+        if self.gpu_decoded is not None:
+            parts.append(f"{self.gpu_decoded} decoded on the GPU")
         if self.problems:
             parts.append(f"{len(self.problems)} folder problem{'s' if len(self.problems) != 1 else ''}")
         return ", ".join(parts) + f" -> {self.output}"
@@ -185,6 +188,7 @@ def save_meta(output_path: str | os.PathLike[str], meta: dict[str, Any], summary
         "problems": [{"path": path_text(p), "reason": r} for p, r in summary.problems],
         "repaired_bytes": summary.repaired_bytes,
         "rechecked": summary.rechecked,
+        "gpu_decoded": summary.gpu_decoded,
         "backend": meta["backend"],
         "precision": meta["precision"],
         "decode": meta["decode"],  # runs resumed with another --decode mode stay traceable

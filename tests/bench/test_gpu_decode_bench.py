@@ -28,6 +28,7 @@ def test_small_mode_runs_every_measurement(tmp_path):
             assert 0 < run["first_record_s"] <= run["last_record_s"] <= run["process_wall_s"]
             assert run["host_cpu_cores"] > 0
             assert run["gpu_busy_share"] is None or 0 <= run["gpu_busy_share"] <= 1
+            assert run["gpu_decoded"] is None  # a CPU runner decodes on the CPU whatever the flag
         # On a CPU runner --gpu-decode has nothing to do: both runs decode on the CPU, same tags.
         assert entry["runs"]["gpu-decode"]["top5_same_as_exact"] == entry["runs"]["cpu-decode"]["top5_same_as_exact"]
         assert 0 <= entry["runs"]["gpu-decode"]["top5_same_as_exact"] <= 1

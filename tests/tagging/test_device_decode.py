@@ -306,3 +306,19 @@ def test_a_device_decoder_that_worked_once_keeps_trying(preprocess, monkeypatch)
     assert all(x is not None for x in decoder.decode(datas, [1, 1]))
     state["fail"] = True
     assert decoder.decode(datas, [1, 1]) == [None, None] and decoder.disabled is None
+
+
+def test_the_run_summary_counts_images_decoded_on_the_device(mixed, tiny_model):
+    from sigrl.runtime.torch_runner import TorchRunner
+    from sigrl.tagging.sidecar import Summary
+
+    rule = make_rule(LABELS, topk=5)
+    with TorchRunner(tiny_model) as runner:
+        on = BatchScorer(runner, LABELS, rule, 4, 2, DecodeOptions(), device_decode=True)
+        assert sum(len(b.paths) for b, _ in on(mixed)) == 5
+        assert on.gpu_decoded == 3  # good.jpg, prog.jpg, late.jpg; PNG and CMYK on the CPU
+        off = BatchScorer(runner, LABELS, rule, 4, 2, DecodeOptions())
+        list(off(mixed))
+        assert off.gpu_decoded is None
+    assert "3 decoded on the GPU" in Summary(output="x", meta="x.meta", gpu_decoded=3).line()
+    assert "GPU" not in Summary(output="x", meta="x.meta").line()

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 DEVICE_MODES = frozenset({"RGB", "L"})
 # The float copies of one resize call stay near this many bytes (12 MP: 7 images, VGA: 270).
 RESIZE_BUDGET = 1 << 30
+# The full-size decoded images of one decode call stay near this many bytes (12 MP: 59 images), so a
+# batch of 256 camera photos does not hold 9 GB of decoded pixels on the device at once.
+DECODE_BUDGET = 2 << 30
 _INTERPOLATION = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
 
 
@@ -63,6 +66,7 @@ class Triage:
 
     on_device: bool
     orientation: int = 1  # EXIF tag 0x0112; 1 = upright
+    pixels: int = 0  # width x height
     why: str = ""  # why not on the device (for the debug log)
 
 
@@ -83,7 +87,7 @@ def triage(data: bytes, options: DecodeOptions) -> Triage:
             orientation = _orientation(im)
     except Exception:  # any header trouble: the CPU decoder gives the reason
         return Triage(False, why="unreadable header")
-    return Triage(True, orientation)
+    return Triage(True, orientation, width * height)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -193,9 +197,23 @@ class DeviceDecoder:
             images.record_stream(self._consumer)
         return images
 
-    def decode(self, datas: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
+    def decode(self, datas: Sequence[bytes], orientations: Sequence[int],
+               pixels: Sequence[int] | None = None) -> list[torch.Tensor | None]:
         """Per image: uint8 [S, S, 3] on the device, or None where the device decoder failed
-        (the caller decodes that one on the CPU)."""
+        (the caller decodes that one on the CPU). `pixels` (width x height per image, from
+        triage) splits the batch into decode calls of about DECODE_BUDGET bytes of pixels."""
+        out: list[torch.Tensor | None] = []
+        start = 0
+        while start < len(datas):
+            end, total = start + 1, 3 * (pixels[start] if pixels else 0)
+            while end < len(datas) and (pixels is None or total + 3 * pixels[end] <= DECODE_BUDGET):
+                total += 3 * pixels[end] if pixels else 0
+                end += 1
+            out += self._decode_call(datas[start:end], orientations[start:end])
+            start = end
+        return out
+
+    def _decode_call(self, datas: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
         if not datas or self.disabled:
             return [None] * len(datas)
         tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]  # [n] each

@@ -41,6 +41,7 @@ class _Read:
 
     data: bytes | None = None  # for the device
     orientation: int = 1
+    pixels: int = 0
     image: np.ndarray | None = None  # [S, S, 3] decoded on the CPU
     reduced: bool = False
     reason: str | None = None
@@ -64,7 +65,7 @@ def read_for_device(source: Path | Member, preprocess: PreprocessConfig, decodin
                 data = fp.read()
         seen = triage(data, decoding)
         if seen.on_device:
-            return _Read(data=data, orientation=seen.orientation)
+            return _Read(data=data, orientation=seen.orientation, pixels=seen.pixels)
         return _cpu_bytes(data, preprocess, decoding)
     except DecodeError as err:
         return _Read(reason=err.reason)
@@ -165,7 +166,8 @@ def _device_stage(item: _Pending, decoder: Any, pool: ThreadPoolExecutor, prepro
     reads: list[_Read] = [f.result() for f in item.reads]
     wanted = [i for i, r in enumerate(reads) if r.data is not None]
     with decoder.batch_stream():
-        on_device = dict(zip(wanted, decoder.decode([reads[i].data for i in wanted], [reads[i].orientation for i in wanted])))
+        on_device = dict(zip(wanted, decoder.decode([reads[i].data for i in wanted], [reads[i].orientation for i in wanted],
+                                                    [reads[i].pixels for i in wanted])))
         # What the device decoder rejected goes to the CPU decoder, in the reading threads.
         redo = {i: pool.submit(_cpu_bytes, reads[i].data, preprocess, decoding) for i, t in on_device.items() if t is None}
         for i, future in redo.items():

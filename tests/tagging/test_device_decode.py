@@ -322,3 +322,24 @@ def test_the_run_summary_counts_images_decoded_on_the_device(mixed, tiny_model):
         assert off.gpu_decoded is None
     assert "3 decoded on the GPU" in Summary(output="x", meta="x.meta", gpu_decoded=3).line()
     assert "GPU" not in Summary(output="x", meta="x.meta").line()
+
+
+def test_decode_calls_are_split_by_the_pixel_budget(preprocess, monkeypatch):
+    calls = []
+    real = device_decode.decode_jpegs
+
+    def counting(datas, device):
+        calls.append(len(datas))
+        return real(datas, device)
+
+    monkeypatch.setattr(device_decode, "decode_jpegs", counting)
+    monkeypatch.setattr(device_decode, "DECODE_BUDGET", 3 * 96 * 64 * 2)  # two 96x64 images per call
+    datas = [jpeg_bytes(smooth_image(96, 64, seed=i)) for i in range(5)]
+    seen = [device_decode.triage(d, DecodeOptions()) for d in datas]
+    assert {t.pixels for t in seen} == {96 * 64}
+    decoder = device_decode.DeviceDecoder(preprocess, "cpu")
+    out = decoder.decode(datas, [1] * 5, [t.pixels for t in seen])
+    assert calls == [2, 2, 1] and all(x is not None for x in out)
+    calls.clear()
+    assert all(x is not None for x in decoder.decode(datas, [1] * 5))  # no sizes: one call
+    assert calls == [5]

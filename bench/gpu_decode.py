@@ -96,13 +96,16 @@ def make_set(folder: Path, count: int, size: tuple[int, int], processes: int) ->
 
 
 # -- measurements ----------------------------------------------------------------------------------
-def model_only(model: str, device: str, precision: str, batch: int, seconds: float) -> dict:
-    """img/s of TorchRunner.infer on a uint8 batch already on the device (scores back on the host)."""
+def model_only(model: str, device: str, precision: str, batch: int, seconds: float, cache: Path | None = None) -> dict:
+    """img/s of TorchRunner.infer on a uint8 batch already on the device (scores back on the host).
+    With `cache`, the label side lands in the label cache the `sigrl tag` runs share, so none of
+    them pays for the text encoder in its time to first record."""
     import torch
 
+    from sigrl.runtime.label_cache import LabelCache
     from sigrl.runtime.torch_runner import TorchRunner
 
-    with TorchRunner(model, device=device, precision=precision) as runner:
+    with TorchRunner(model, device=device, precision=precision, label_cache=None if cache is None else LabelCache(cache)) as runner:
         size = runner.preprocess.image_size
         x = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device=device)  # [B, S, S, 3]
         for _ in range(3):
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[gpu_decode] {name}: making {counts[name]} JPEGs ...", file=sys.stderr, flush=True)
         folder = work / name
         made = make_set(folder, counts[name], size, processes)
-        entry: dict[str, Any] = {"photos": made, "model_only": model_only(model, device, precision, batch, seconds), "runs": {}}
+        entry: dict[str, Any] = {"photos": made, "model_only": model_only(model, device, precision, batch, seconds, work / "label-cache"),
+                                 "runs": {}}
         for variant, extra in variants.items():
             print(f"[gpu_decode] {name}: sigrl tag {variant} ...", file=sys.stderr, flush=True)
             entry["runs"][variant] = tag_run(folder, labels, work / f"{name}-{variant}.jsonl", model, work / "label-cache",

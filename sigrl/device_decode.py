@@ -194,7 +194,8 @@ class DeviceDecoder:
         if self._side is not None:
             assert self._consumer is not None
             self._side.synchronize()
-            images.record_stream(self._consumer)
+            if images.numel():  # a batch whose every image failed holds no device memory
+                images.record_stream(self._consumer)
         return images
 
     def decode(self, datas: Sequence[bytes], orientations: Sequence[int],

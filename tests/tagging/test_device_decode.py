@@ -343,3 +343,25 @@ def test_decode_calls_are_split_by_the_pixel_budget(preprocess, monkeypatch):
     calls.clear()
     assert all(x is not None for x in decoder.decode(datas, [1] * 5))  # no sizes: one call
     assert calls == [5]
+
+
+def test_sigrl_tag_on_a_cpu_runner_gives_todays_records_with_either_flag(tmp_path, capsys, mixed):
+    from cli_helpers import sigrl, tag_args
+
+    from sigrl.tagging.writers import read_meta, read_records
+
+    work = tmp_path / "work"  # inside the scanned folder, but nothing in it has an image extension
+    work.mkdir()
+    labels = work / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    runs = {}
+    for flag in ("--gpu-decode", "--cpu-decode"):
+        out = work / f"tags{flag}.jsonl"
+        result = sigrl(capsys, *tag_args(mixed[0].parent, labels, out, work / "cache", "--device", "cpu", flag,
+                                         "--scores", "all"))
+        assert result.code == 1, result.err  # cut.jpg and empty.jpg fail
+        assert "decoded on the GPU" not in result.out
+        assert read_meta(out)["runs"][-1]["gpu_decoded"] is None
+        runs[flag] = read_records(out)
+    assert runs["--gpu-decode"] == runs["--cpu-decode"]
+    assert sum(r["status"] == "error" for r in runs["--cpu-decode"]) == 2

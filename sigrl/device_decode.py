@@ -1,8 +1,9 @@
 """JPEG bytes -> uint8 [b, S, S, 3] model input on the runner's device (nvJPEG on a CUDA GPU).
 
 The GPU counterpart of sigrl.decode, for runs whose runner is on CUDA: CPU threads read the bytes
-and parse the header (triage), the device decodes the JPEGs of a batch in one call, and resizes
-and crops each one there with the model's own preprocessing (antialiased, like Pillow's resize).
+and parse the header (triage), the device decodes the JPEGs of a batch in as few calls as its
+memory budget allows, and resizes and crops them there with the model's own preprocessing
+(antialiased, like Pillow's resize; images of one size in one call).
 Everything the device path does not take goes through sigrl.decode for that image only:
 
 - not a JPEG, a CMYK/YCCK JPEG, or a header Pillow cannot read (the CPU decoder then gives the
@@ -17,7 +18,9 @@ JPEG upsampling and the float resize differ from libjpeg-turbo's and Pillow's fi
 arithmetic by a level or two), which is why `--decode exact` keeps the CPU path.
 
 `decode_jpegs` is the one call that needs the device; the tests run this module on the CPU with
-torchvision's CPU decoder in its place, and with a failing stand-in for the fallback.
+torchvision's CPU decoder in its place, and with a failing stand-in for the fallback. torchvision
+0.29 marks its image decoders deprecated in favour of TorchCodec; moving means changing that one
+function.
 """
 
 from __future__ import annotations

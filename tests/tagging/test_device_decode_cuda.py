@@ -5,8 +5,6 @@ Skipped with the reason where no CUDA GPU is visible (tests/conftest.py).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image

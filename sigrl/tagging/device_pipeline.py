@@ -176,9 +176,9 @@ def _device_stage(item: _Pending, decoder: Any, pool: ThreadPoolExecutor, prepro
         size = preprocess.image_size
         images = torch.empty((len(ok), size, size, 3), dtype=torch.uint8, device=decoder.device)  # [b, S, S, 3]
         cpu_rows = [row for row, i in enumerate(ok) if on_device.get(i) is None]
-        for row, i in enumerate(ok):
-            if on_device.get(i) is not None:
-                images[row] = on_device[i]
+        device_rows = [row for row, i in enumerate(ok) if on_device.get(i) is not None]
+        if device_rows:  # one gather and one scatter, not a copy kernel per image
+            images[device_rows] = torch.stack([on_device[ok[row]] for row in device_rows])
         if cpu_rows:
             images[cpu_rows] = upload(np.stack([reads[ok[row]].image for row in cpu_rows]), decoder.device)
         del on_device  # the per-image tensors are freed on the side stream, where they were used

@@ -26,7 +26,7 @@ def train(
     reference_gmc: bool = typer.Option(False, "--reference-gmc", help="GMC without its residual (the reference form; it collapses)."),
     head_steps: Optional[int] = typer.Option(None, "--head-steps", min=0, help="Head-only steps on cached backbone features before the epochs (default 1000; 0: none)."),
     head_lr: Optional[float] = typer.Option(None, "--head-lr", callback=checks.positive_float, help="Peak rate of the fresh heads (default 1e-3)."),
-    compile_head: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the head-only step (~3x faster on CPU; eager where it cannot compile)."),
+    compile_head: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the head-only step (measure first: slower than eager on a 2-core CPU; eager where it cannot compile)."),
     margin: float = typer.Option(1.0, "--margin", help="OV ranking margin."),
     rank_scale: str = typer.Option("sqrt_n", "--rank-scale", help="OV: rank sqrt(N)-scaled scores (sqrt_n) or raw ones (none, the reference)."),
     topk: Optional[int] = typer.Option(None, "--topk", min=1, help="Patches in the local score (default: the model config's)."),

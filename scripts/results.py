@@ -402,7 +402,8 @@ def main() -> None:
     p.add_argument("--warmup-epochs", type=float, default=0.3)
     p.add_argument("--topk", type=int, default=8)
     p.add_argument("--precision", default="bf16")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the head phase (the committed tables were made with it; eager is faster).")
     p.add_argument("--parallel", type=int, default=2, help="Commands run at once.")
     p.add_argument("--threads", type=int, default=1, help="torch threads per command.")
     p.add_argument("--render-only", action="store_true")

@@ -74,8 +74,9 @@ def _patch_size(model: SigRL) -> int:
 def compiled(fn: ScoreFn, enabled: bool) -> ScoreFn:
     """`fn` under torch.compile when enabled; eager where compiling fails (no C++ compiler, say).
 
-    The head's [B, P, n, D] tensors make a step memory-bound: fused by the compiler it ran ~3x
-    faster on a 2-core CPU (0.5 -> 1.7 steps/s at B = 32, 48 labels, D = 128).
+    Opt-in: the head's [B, P, n, D] tensors make a step memory-bound, but with GMC and the scoring
+    in the graph the compiled step ran at half the eager rate on a 2-core CPU
+    (bench/results/intel-r-xeon-r-2c/train_step-*.md); worth measuring again on a GPU.
     """
     if not enabled:
         return fn

@@ -20,10 +20,13 @@ except SigrlError:
 needs_model = pytest.mark.skipif(PACKAGED is None, reason="this checkout ships no packaged default model")
 
 # Measured on the packaged model with this 120-image split (seed 11, not the world's seed 0):
-# ZSL mAP 0.387 (62 images), GZSL mAP 0.182; plain CLIP on the same backbone 0.317 / 0.160. The
-# floors sit below the measurement and far above chance (about 0.08 ZSL, 0.04 GZSL).
-ZSL_FLOOR = 0.30
-GZSL_FLOOR = 0.14
+# ZSL mAP 0.459 (own) vs 0.424 (plain CLIP on the same backbone), GZSL 0.200 vs 0.167; the model
+# packed before the head-only phase and the residual GMC had 0.387 / 0.182. The floors sit below the
+# measurement and far above chance (about 0.08 ZSL, 0.04 GZSL); on 2,000 images of an unseen-seed
+# world the SigRL head leads plain CLIP by 2.9 GZSL points with a seed spread of 0.05.
+ZSL_FLOOR = 0.42
+GZSL_FLOOR = 0.18
+GZSL_LEAD_OVER_CLIP = 0.015
 
 
 @needs_model
@@ -37,6 +40,7 @@ def test_default_model_map_above_floor(tmp_path):
     paths = synth(SynthSpec(out=tmp_path, seed=11, sizes={"test": 120}, image_size=64, workers=1))
     manifest = load_manifest(paths["test"])
     report = evaluate(default_model.load_default(), manifest, "ov", ["own", "clip"], batch_size=64, threads=1)
-    own = report["results"]["own"]
+    own, clip = report["results"]["own"], report["results"]["clip"]
     assert own["zsl"]["mAP"] >= ZSL_FLOOR
     assert own["gzsl"]["mAP"] >= GZSL_FLOOR
+    assert own["gzsl"]["mAP"] >= clip["gzsl"]["mAP"] + GZSL_LEAD_OVER_CLIP

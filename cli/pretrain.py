@@ -22,6 +22,7 @@ def pretrain(
     lr: float = typer.Option(1e-3, "--lr", callback=checks.positive_float),
     threads: int = typer.Option(0, "--threads", min=0, help="torch threads (0: torch's default)."),
     eval_manifest: Optional[Path] = typer.Option(None, "--eval", help="Manifest for a zero-shot report after training."),
+    label_captions: bool = typer.Option(False, "--label-captions", help="Also caption each image once per positive label with the zero-shot prompt."),
 ) -> None:
     """Pretrain a CLIP on image-caption pairs and write a checkpoint that `load_clip` accepts."""
     from sigrl.train.pretrain import PretrainConfig, pretrain as run_pretrain  # torch + open_clip: only when run
@@ -31,6 +32,7 @@ def pretrain(
     cfg = PretrainConfig(
         arch=arch, minutes=20.0 if minutes is None and steps is None else minutes, steps=steps, seed=seed,
         batch_size=batch_size, lr=lr, threads=threads, eval_manifest=str(eval_manifest) if eval_manifest else None,
+        label_captions=label_captions,
     )
     summary = run_pretrain(data, out, cfg)
     typer.echo(json.dumps({k: summary[k] for k in ("steps", "train_seconds", "images_per_second", "loss_first", "loss_last")}))

@@ -94,3 +94,27 @@ def test_pretrain_command_with_the_shipped_world_architecture(world: Path, tmp_p
     assert json.loads(result.output.splitlines()[0])["steps"] == 2  # --steps alone: no time budget
     loaded = load_clip(None, str(out))
     assert loaded.arch["vision_cfg"]["image_size"] == 64 and loaded.arch["text_cfg"]["vocab_size"] == 49408
+
+
+def test_label_captions_add_one_prompt_per_positive_label(world: Path) -> None:
+    manifest = load_manifest(world / "train.jsonl")
+    plain = load_captions([world / "train.jsonl"])
+    labelled = load_captions([world / "train.jsonl"], label_prompt="There is a {label} in the scene")
+    assert plain.image_paths == labelled.image_paths
+    targets = manifest.targets()
+    for i, (base, more) in enumerate(zip(plain.captions, labelled.captions)):
+        positives = [lab for lab, t in zip(manifest.labels, targets[i]) if t == 1]
+        assert more[: len(base)] == base
+        assert list(more[len(base):]) == [f"There is a {lab} in the scene" for lab in positives]
+
+
+def test_shorter_caption_lists_are_padded_by_cycling() -> None:
+    from sigrl.train.pretrain import _tokenize_all
+
+    import torch
+
+    def tokenizer(texts: list[str]) -> torch.Tensor:  # a caption's "tokens": its length
+        return torch.tensor([[len(t)] for t in texts])
+
+    tokens = _tokenize_all(tokenizer, [("a", "bb"), ("ccc", "dddd", "e", "ff")])
+    assert tokens[:, :, 0].tolist() == [[1, 2, 1, 2], [3, 4, 1, 2]]

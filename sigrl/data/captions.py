@@ -34,9 +34,17 @@ class CaptionSet:
         return len(self.image_paths)
 
 
-def _from_manifest(path: Path) -> CaptionSet:
+def _from_manifest(path: Path, label_prompt: str | None = None) -> CaptionSet:
     manifest = load_manifest(path)
-    pairs = [(p, rec.captions) for p, rec in zip(manifest.image_paths(), manifest.records) if rec.captions]
+    records = manifest.records
+    if label_prompt is not None:  # one more caption per positive label, in the prompt's words
+        targets = manifest.targets()  # [n, L]
+        extra = [tuple(label_prompt.format(label=lab) for lab, t in zip(manifest.labels, row) if t == 1)
+                 for row in targets]
+        captions = [tuple(rec.captions or ()) + more for rec, more in zip(records, extra)]
+    else:
+        captions = [tuple(rec.captions or ()) for rec in records]
+    pairs = [(p, c) for p, c in zip(manifest.image_paths(), captions) if c]
     skipped = len(manifest) - len(pairs)
     if skipped:
         log.warning("%s: skipped %d records without captions", path, skipped)
@@ -72,14 +80,19 @@ def _from_table(path: Path) -> CaptionSet:
     return CaptionSet(images, captions)
 
 
-def load_captions(paths: Sequence[str | Path]) -> CaptionSet:
-    """All image-caption pairs of the given files, in order."""
+def load_captions(paths: Sequence[str | Path], label_prompt: str | None = None) -> CaptionSet:
+    """All image-caption pairs of the given files, in order.
+
+    label_prompt: for sigrl manifests, also caption each image with this template ("There is a
+    {label} in the scene") once per positive label. A scene caption can be matched by colour and
+    object count alone; a one-label caption cannot, which is what makes a CLIP learn shape here.
+    """
     out = CaptionSet([], [])
     for raw in paths:
         path = Path(raw)
         if not path.is_file():
             raise SigrlError(f"{path}: no such caption manifest")
-        part = _from_table(path) if path.suffix in (".csv", ".tsv") else _from_manifest(path)
+        part = _from_table(path) if path.suffix in (".csv", ".tsv") else _from_manifest(path, label_prompt)
         out.image_paths += part.image_paths
         out.captions += part.captions
     if not out.image_paths:

@@ -50,6 +50,7 @@ class PretrainConfig:
     log_every: int = 20
     eval_manifest: str | None = None  # zero-shot report on this manifest after training
     prompt: str = field(default_factory=lambda: TextConfig().prompt)
+    label_captions: bool = False  # also caption images with `prompt` per positive label (sigrl manifests)
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.steps is None:
@@ -59,9 +60,10 @@ class PretrainConfig:
 
 
 def _tokenize_all(tokenizer: Any, captions: Sequence[tuple[str, ...]]) -> torch.Tensor:
-    """Token ids [N, K, C]: K captions per image, shorter lists padded by repeating their first."""
+    """Token ids [N, K, C]: K captions per image, shorter lists padded by cycling through them (so a
+    uniform pick over K stays close to uniform over each image's own captions)."""
     k = max(len(c) for c in captions)
-    flat = [c[j] if j < len(c) else c[0] for c in captions for j in range(k)]
+    flat = [c[j % len(c)] for c in captions for j in range(k)]
     return tokenizer(flat).view(len(captions), k, -1)
 
 
@@ -90,8 +92,9 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / max(1, len(values))
 
 
-def _load_data(data: Sequence[str | Path], preprocess: Any, threads: int) -> tuple[CaptionSet, torch.Tensor]:
-    pairs = load_captions(data)
+def _load_data(data: Sequence[str | Path], preprocess: Any, threads: int,
+               label_prompt: str | None) -> tuple[CaptionSet, torch.Tensor]:
+    pairs = load_captions(data, label_prompt)
     need = len(pairs) * 3 * preprocess.image_size ** 2
     if need > MAX_CACHE_BYTES:
         raise SigrlError(
@@ -113,7 +116,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
     clip = build_clip(arch)
     preprocess = default_preprocess(arch)
     tokenizer = build_tokenizer(arch)
-    pairs, images = _load_data(data, preprocess, torch.get_num_threads())
+    pairs, images = _load_data(data, preprocess, torch.get_num_threads(), cfg.prompt if cfg.label_captions else None)
     if len(pairs) < cfg.batch_size:
         raise SigrlError(f"only {len(pairs)} image-caption pairs for a batch of {cfg.batch_size}; lower --batch-size")
     tokens = _tokenize_all(tokenizer, pairs.captions)  # [N, K, C]

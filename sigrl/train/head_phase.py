@@ -81,19 +81,18 @@ def compiled(fn: ScoreFn, enabled: bool) -> ScoreFn:
     if not enabled:
         return fn
     fast = torch.compile(fn, dynamic=False)
-    state = {"first": True}
+    chosen: ScoreFn | None = None  # decided by the first call, which is when compiling happens
 
     def call(g: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        nonlocal fast
-        if not state["first"]:
-            return fast(g, feats)
-        state["first"] = False
+        nonlocal chosen
+        if chosen is not None:
+            return chosen(g, feats)
         try:
-            return fast(g, feats)
+            out, chosen = fast(g, feats), fast
         except Exception as err:  # noqa: BLE001 - any compiler failure: run eagerly instead
             log.warning("torch.compile is not usable here (%s); the head phase runs eagerly", str(err).splitlines()[0])
-            fast = fn
-            return fn(g, feats)
+            out, chosen = fn(g, feats), fn
+        return out
 
     return call
 

@@ -120,3 +120,19 @@ def test_head_phase_trains_only_the_heads_and_is_recorded(tiny_world, tmp_path):
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert record["phase"] == "head" and record["head_steps"] == 30 and record["val_mAP"] is not None
     assert (tmp_path / "best.safetensors").is_file()
+
+
+def test_compiled_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    from sigrl.train import head_phase
+
+    def broken(fn, dynamic):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler\nmore detail")
+        return fail
+
+    monkeypatch.setattr(head_phase.torch, "compile", broken)
+    calls = []
+    score = head_phase.compiled(lambda g, f: calls.append(1) or g + f, True)
+    one = torch.ones(2)
+    assert torch.equal(score(one, one), 2 * one) and torch.equal(score(one, one), 2 * one)
+    assert len(calls) == 2

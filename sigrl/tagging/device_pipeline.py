@@ -16,9 +16,7 @@ resizing batch k+1 can overlap the scoring of batch k on the GPU as well as on t
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from sigrl.config import PreprocessConfig
 from sigrl.decode import DecodeError, DecodeOptions, _open_file, decode_noting_scale
 from sigrl.errors import SigrlError
 from sigrl.tagging.member import Member
-from sigrl.tagging.pipeline import Batch, Input, decode_or_reason
+from sigrl.tagging.pipeline import Batch, Input, chunks, decode_or_reason, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -127,32 +125,26 @@ def _batches(source: Iterator[Input], preprocess: PreprocessConfig, device: str,
     decoder = DeviceDecoder(preprocess, device)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sigrl-read")
     stage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigrl-device-decode")
-    pending: deque[_Pending] = deque()
 
-    def submit_next() -> bool:
-        chunk = [p if isinstance(p, Member) else Path(p) for p in itertools.islice(source, batch_size)]
-        if not chunk:
-            return False
+    def start(chunk: list[Path | Member]) -> _Pending:
         item = _Pending(chunk, [pool.submit(read_for_device, p, preprocess, decoding) for p in chunk])
         item.batch = stage.submit(_device_stage, item, decoder, pool, preprocess, decoding)
-        pending.append(item)
-        return True
+        return item
+
+    def finish(item: _Pending) -> Batch:
+        batch = item.batch.result()
+        stats["decoded"] = decoder.device_images
+        return batch
+
+    def cancel(item: _Pending) -> None:
+        for r in item.reads:
+            r.cancel()
+        if item.batch is not None:
+            item.batch.cancel()
 
     try:
-        while len(pending) < queue_depth and submit_next():
-            pass
-        while pending:
-            head = pending.popleft()
-            batch = head.batch.result()
-            stats["decoded"] = decoder.device_images
-            submit_next()  # refill before handing over, so reading overlaps the consumer's work
-            yield batch
+        yield from read_ahead(chunks(source, batch_size), queue_depth, start, finish, cancel)
     finally:
-        for item in pending:
-            for r in item.reads:
-                r.cancel()
-            if item.batch is not None:
-                item.batch.cancel()
         stage.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
 

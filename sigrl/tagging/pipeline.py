@@ -22,7 +22,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar, Union
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
 from sigrl.decode import DecodeError, DecodeOptions, decode_noting_scale
 from sigrl.tagging.member import Member
+
+_Work = TypeVar("_Work")
 
 log = logging.getLogger(__name__)
 
@@ -104,35 +106,58 @@ def _batches(
 ) -> Iterator[Batch]:
     size = preprocess.image_size
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sigrl-decode") if workers else None
-    pending: deque[_Pending] = deque()
 
-    def submit_next() -> bool:
-        chunk = [p if isinstance(p, Member) else Path(p) for p in itertools.islice(source, batch_size)]
-        if not chunk:
-            return False
+    def start(chunk: list[Path | Member]) -> _Pending:
         item = _Pending(chunk, np.empty((len(chunk), size, size, 3), dtype=np.uint8), np.zeros(len(chunk), dtype=bool), [])
         if pool is None:
             item.results = [_decode_into(p, item, i, preprocess, decoding) for i, p in enumerate(chunk)]
         else:
             item.results = [pool.submit(_decode_into, p, item, i, preprocess, decoding) for i, p in enumerate(chunk)]
-        pending.append(item)
+        return item
+
+    def finish(item: _Pending) -> Batch:
+        return _assemble(item, [r.result() if isinstance(r, Future) else r for r in item.results])
+
+    def cancel(item: _Pending) -> None:
+        for r in item.results:
+            if isinstance(r, Future):
+                r.cancel()
+
+    try:
+        yield from read_ahead(chunks(source, batch_size), queue_depth, start, finish, cancel)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunks(source: Iterator[Input], size: int) -> Iterator[list[Path | Member]]:
+    """Consecutive lists of up to `size` inputs (paths as Path, members as they are)."""
+    return iter(lambda: [p if isinstance(p, Member) else Path(p) for p in itertools.islice(source, size)], [])
+
+
+def read_ahead(items: Iterator[Any], depth: int, start: Callable[[Any], _Work], finish: Callable[[_Work], Batch],
+               cancel: Callable[[_Work], None]) -> Iterator[Batch]:
+    """finish(start(item)) for every item, in order, with up to `depth` started ahead of the one
+    handed over; on close, `cancel` gets every started item not handed over yet."""
+    pending: deque[_Work] = deque()
+
+    def submit_next() -> bool:
+        item = next(items, None)
+        if item is None:
+            return False
+        pending.append(start(item))
         return True
 
     try:
-        while len(pending) < queue_depth and submit_next():
+        while len(pending) < depth and submit_next():
             pass
         while pending:
-            head = pending.popleft()
-            reasons = [r.result() if isinstance(r, Future) else r for r in head.results]
-            submit_next()  # refill before handing over, so decoding overlaps the consumer's work
-            yield _assemble(head, reasons)
+            out = finish(pending.popleft())
+            submit_next()  # refill before handing over, so the work overlaps the consumer's
+            yield out
     finally:
-        if pool is not None:
-            for item in pending:
-                for r in item.results:
-                    if isinstance(r, Future):
-                        r.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        for work in pending:
+            cancel(work)
 
 
 def _decode_into(path: Path | Member, item: _Pending, index: int, preprocess: PreprocessConfig, decoding: DecodeOptions) -> str | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the in-process steps (diagnostics, packing) import this checkout
 CLIP = "clip-world-tiny.safetensors"
 UNSEEN_WORLD = "world-seed1"  # a world the models never saw: the default model's check
 
@@ -140,7 +141,6 @@ def train_and_eval(d: Driver, job: Job, seed: int) -> None:
     run, key = f"runs/{job.name}-s{seed}", f"train {job.name} s{seed}"
     if (d.out / run / "best.safetensors").exists() and (d.out / run / "state.safetensors").exists():
         if key not in d.ledger["steps"]:  # run by hand with the same command: its own timing counts
-            sys.path.insert(0, str(REPO))
             from sigrl.checkpoint import read_metadata
 
             seconds = read_metadata(d.out / run / "last.safetensors")["summary"].get("seconds")
@@ -182,7 +182,6 @@ def run_all(d: Driver) -> None:
 
 def pack_default(d: Driver) -> dict:
     """The OV SigRL run with the best validation mAP (never the test figures), stored in fp16."""
-    sys.path.insert(0, str(REPO))
     from sigrl.checkpoint import read_metadata
     from sigrl.default_model import FILENAME, pack
 
@@ -205,7 +204,6 @@ def pack_default(d: Driver) -> dict:
 def head_diagnostics(d: Driver, run: str, images: int = 64) -> dict:
     """What a trained head does: GMC's gate and how far it keeps labels apart, and how far SVFR's
     reconstructed patches moved from the raw ones (cosine 1: SVFR is the identity, i.e. MKT)."""
-    sys.path.insert(0, str(REPO))
     import torch
 
     from sigrl.data.images import load_images
@@ -280,7 +278,6 @@ def _table(ledger: dict, rows, base_row: str, base_key: str, metrics: dict) -> l
 
 
 def _clip_facts(out: Path) -> dict:
-    sys.path.insert(0, str(REPO))
     from sigrl.checkpoint import file_sha256, read_metadata
 
     summary = read_metadata(out / CLIP).get("summary", {})

@@ -109,7 +109,7 @@ def test_label_captions_add_one_prompt_per_positive_label(world: Path) -> None:
 
 
 def test_shorter_caption_lists_are_padded_by_cycling() -> None:
-    from sigrl.train.pretrain import _tokenize_all
+    from sigrl.train.pretrain_data import tokenize_all as _tokenize_all
 
     import torch
 

@@ -14,7 +14,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from sigrl.data.manifest import load_manifest
 from sigrl.errors import SigrlError
@@ -29,6 +29,10 @@ _CAPTION_COLUMNS = ("title", "caption", "text")
 class CaptionSet:
     image_paths: list[Path]
     captions: list[tuple[str, ...]]  # one or more captions per image
+    # What sigrl manifests add (None for caption tables): +1 labels per image and the scene's
+    # object layout, used by the label loss and by hard-negative captions.
+    positives: list[tuple[str, ...]] | None = None
+    layouts: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -44,11 +48,14 @@ def _from_manifest(path: Path, label_prompt: str | None = None) -> CaptionSet:
         captions = [tuple(rec.captions or ()) + more for rec, more in zip(records, extra)]
     else:
         captions = [tuple(rec.captions or ()) for rec in records]
-    pairs = [(p, c) for p, c in zip(manifest.image_paths(), captions) if c]
-    skipped = len(manifest) - len(pairs)
+    keep = [i for i, c in enumerate(captions) if c]
+    skipped = len(manifest) - len(keep)
     if skipped:
         log.warning("%s: skipped %d records without captions", path, skipped)
-    return CaptionSet([p for p, _ in pairs], [c for _, c in pairs])
+    paths = manifest.image_paths()
+    return CaptionSet([paths[i] for i in keep], [captions[i] for i in keep],
+                      positives=[tuple(lab for lab, v in records[i].targets.items() if v == 1) for i in keep],
+                      layouts=[records[i].meta for i in keep])
 
 
 def _pick(header: Sequence[str], names: Sequence[str], path: Path, what: str) -> str:
@@ -87,14 +94,18 @@ def load_captions(paths: Sequence[str | Path], label_prompt: str | None = None) 
     {label} in the scene") once per positive label. A scene caption can be matched by colour and
     object count alone; a one-label caption cannot, which is what makes a CLIP learn shape here.
     """
-    out = CaptionSet([], [])
+    parts = []
     for raw in paths:
         path = Path(raw)
         if not path.is_file():
             raise SigrlError(f"{path}: no such caption manifest")
-        part = _from_table(path) if path.suffix in (".csv", ".tsv") else _from_manifest(path, label_prompt)
-        out.image_paths += part.image_paths
-        out.captions += part.captions
+        parts.append(_from_table(path) if path.suffix in (".csv", ".tsv") else _from_manifest(path, label_prompt))
+    annotated = all(part.positives is not None for part in parts)  # label facts only when every file has them
+    out = CaptionSet(
+        [p for part in parts for p in part.image_paths], [c for part in parts for c in part.captions],
+        positives=[x for part in parts for x in part.positives or ()] if annotated else None,
+        layouts=[x for part in parts for x in part.layouts or ()] if annotated else None,
+    )
     if not out.image_paths:
         raise SigrlError(f"no image-caption pairs in {[str(p) for p in paths]}; the files need captions")
     return out

@@ -22,6 +22,7 @@ from open_clip.transformer import VisionTransformer
 from sigrl import __version__
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
+from sigrl.model.conv_stem import STEM_KEY, install_conv_stem
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,11 @@ def build_clip(arch: Mapping[str, Any]) -> open_clip.CLIP:
     if cfg.get("custom_text") or "hf_model_name" in cfg.get("text_cfg", {}):
         raise SigrlError("only CLIP models with open_clip's own text transformer are supported")
     extra = {k: cfg.pop(k) for k in ("quick_gelu",) if k in cfg}
-    return open_clip.model.CLIP(**cfg, **extra)
+    stem = cfg.pop(STEM_KEY, None)
+    clip = open_clip.model.CLIP(**cfg, **extra)
+    if stem is not None:
+        install_conv_stem(clip.visual, stem)
+    return clip
 
 
 def default_preprocess(arch: Mapping[str, Any]) -> PreprocessConfig:

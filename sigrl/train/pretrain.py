@@ -1,11 +1,13 @@
-"""Contrastive CLIP pretraining on image-caption pairs, with open_clip's own model and loss.
+"""CLIP pretraining on image-caption pairs: open_clip's model and tokenizer, sigrl's losses.
 
 The model is `open_clip.model.CLIP` built from an open_clip model-config dict (a name shipped in
-sigrl/model_configs/clip/ or any open_clip architecture), the loss is `open_clip.loss.ClipLoss`
-and the tokenizer open_clip's BPE `SimpleTokenizer`. The run is bounded by wall-clock minutes
-(and/or a step count); the learning rate warms up linearly and then follows a cosine over the
-budget. The result is written only through `save_clip_checkpoint`, so `load_clip(None, file)`
-reads it back.
+sigrl/model_configs/clip/ or any open_clip architecture; `conv_stem` adds a convolutional stem), the
+tokenizer open_clip's BPE `SimpleTokenizer`. The loss is a symmetric caption InfoNCE
+(sigrl.train.pretrain_losses: duplicate captions are not negatives, optional hard-negative captions)
+plus, optionally, a multi-positive sigmoid loss over the training labels' prompts. The run is
+bounded by a step count and/or wall-clock minutes; the learning rate warms up linearly and then
+follows a cosine over the budget. The result is written only through `save_clip_checkpoint`, so
+`load_clip(None, file)` reads it back.
 """
 
 from __future__ import annotations
@@ -18,22 +20,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import open_clip
 import torch
+import torch.nn.functional as F
 
 from sigrl.config import TextConfig
-from sigrl.data.captions import CaptionSet, load_captions
-from sigrl.data.images import load_images, normalise
+from sigrl.data.images import normalise
 from sigrl.data.manifest import load_manifest
 from sigrl.errors import SigrlError
 from sigrl.model.backbone import build_clip, build_tokenizer, default_preprocess, resolve_arch, save_clip_checkpoint
+from sigrl.train.pretrain_data import PretrainData, load_pretrain_data
+from sigrl.train.pretrain_losses import LabelSigmoidLoss, caption_loss
 from sigrl.train.zeroshot import zero_shot_report
 
 log = logging.getLogger(__name__)
-
-# A bound on the in-memory image cache: pretraining here is for small worlds, not web-scale data.
-MAX_CACHE_BYTES = 6 << 30
-
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -51,20 +50,17 @@ class PretrainConfig:
     eval_manifest: str | None = None  # zero-shot report on this manifest after training
     prompt: str = field(default_factory=lambda: TextConfig().prompt)
     label_captions: bool = False  # also caption images with `prompt` per positive label (sigrl manifests)
+    label_loss: float = 0.0  # weight of the multi-positive sigmoid loss over the training label prompts (0: off)
+    hard_negatives: int = 0  # false captions made per image by a shape or colour swap (0: off)
+    precision: str = "fp32"  # "bf16": autocast the towers (losses stay fp32)
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.steps is None:
             raise SigrlError("give a time budget (--minutes) or a step count (--steps)")
+        if self.precision not in ("fp32", "bf16"):
+            raise SigrlError(f"--precision must be fp32 or bf16, got {self.precision!r}")
         if self.batch_size < 2:
             raise SigrlError("--batch-size must be at least 2 for a contrastive loss")
-
-
-def _tokenize_all(tokenizer: Any, captions: Sequence[tuple[str, ...]]) -> torch.Tensor:
-    """Token ids [N, K, C]: K captions per image, shorter lists padded by cycling through them (so a
-    uniform pick over K stays close to uniform over each image's own captions)."""
-    k = max(len(c) for c in captions)
-    flat = [c[j % len(c)] for c in captions for j in range(k)]
-    return tokenizer(flat).view(len(captions), k, -1)
 
 
 def _param_groups(clip: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -92,23 +88,34 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / max(1, len(values))
 
 
-def _load_data(data: Sequence[str | Path], preprocess: Any, threads: int,
-               label_prompt: str | None) -> tuple[CaptionSet, torch.Tensor]:
-    pairs = load_captions(data, label_prompt)
-    need = len(pairs) * 3 * preprocess.image_size ** 2
-    if need > MAX_CACHE_BYTES:
-        raise SigrlError(
-            f"{len(pairs)} images at {preprocess.image_size}px need {need >> 20} MiB in memory; "
-            "pretrain on fewer images or a smaller image size"
-        )
-    start = time.perf_counter()
-    images = load_images(pairs.image_paths, preprocess, threads=threads)  # [N, 3, S, S] uint8
-    log.info("decoded %d images in %.1f s", len(images), time.perf_counter() - start)
-    return pairs, images
+def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, gen: torch.Generator,
+                preprocess: Any, label_loss: LabelSigmoidLoss | None, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """The losses of one batch: the caption loss, plus the label loss when asked for."""
+    batch = data.images[idx]  # [B, 3, S, S]
+    flip = torch.rand(len(idx), generator=gen) < 0.5  # colour and shape survive a mirror
+    batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+    text = data.tokens[idx, torch.randint(data.tokens.shape[1], (len(idx),), generator=gen)]  # [B, C]
+    # One text-tower call for captions, false captions and label prompts alike.
+    texts = [text]
+    if data.negative_tokens is not None:
+        texts.append(data.negative_tokens[idx, torch.randint(data.negative_tokens.shape[1], (len(idx),), generator=gen)])
+    if label_loss is not None:
+        texts.append(data.label_tokens)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        img = clip.encode_image(normalise(batch, preprocess))  # [B, D]
+        txt = clip.encode_text(torch.cat(texts))  # [B (+B) (+L), D]
+    img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+    b = len(idx)
+    negatives = txt[b:2 * b] if data.negative_tokens is not None else None
+    has_negative = data.has_negative[idx] if data.has_negative is not None else None
+    losses = {"caption": caption_loss(img, txt[:b], clip.logit_scale.exp(), text, negatives, has_negative)}
+    if label_loss is not None:
+        losses["label"] = cfg.label_loss * label_loss(img, txt[-len(data.label_tokens):], data.label_targets[idx])
+    return losses
 
 
 def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -> dict[str, Any]:
-    """Train a CLIP contrastively on the pairs in `data`, save it to `out`, return the summary."""
+    """Train a CLIP on the pairs in `data` (caption loss, optional label loss), save it to `out`, return the summary."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -116,62 +123,46 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
     clip = build_clip(arch)
     preprocess = default_preprocess(arch)
     tokenizer = build_tokenizer(arch)
-    pairs, images = _load_data(data, preprocess, torch.get_num_threads(), cfg.prompt if cfg.label_captions else None)
-    if len(pairs) < cfg.batch_size:
-        raise SigrlError(f"only {len(pairs)} image-caption pairs for a batch of {cfg.batch_size}; lower --batch-size")
-    tokens = _tokenize_all(tokenizer, pairs.captions)  # [N, K, C]
-
-    loss_fn = open_clip.loss.ClipLoss()
-    opt = torch.optim.AdamW(_param_groups(clip, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    train = load_pretrain_data(data, preprocess, tokenizer, threads=torch.get_num_threads(),
+                               label_prompt=cfg.prompt if cfg.label_captions else None, prompt=cfg.prompt,
+                               label_loss=cfg.label_loss > 0, negatives=cfg.hard_negatives, seed=cfg.seed)
+    if len(train) < cfg.batch_size:
+        raise SigrlError(f"only {len(train)} image-caption pairs for a batch of {cfg.batch_size}; lower --batch-size")
+    label_loss = LabelSigmoidLoss(prior=float(train.label_targets.float().mean())) if cfg.label_loss > 0 else None
+    groups = _param_groups(clip, cfg.weight_decay)
+    if label_loss is not None:
+        groups[1]["params"] += list(label_loss.parameters())
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     gen = torch.Generator().manual_seed(cfg.seed)
-    order, cursor = torch.randperm(len(pairs), generator=gen), 0
+    order, cursor = torch.randperm(len(train), generator=gen), 0
     load_start = os.getloadavg()[0]
     clip.train()
-    step, start, losses = 0, time.perf_counter(), []
+    step, start, history = 0, time.perf_counter(), []
     while _progress(cfg, step, time.perf_counter() - start) < 1.0:
         if cursor + cfg.batch_size > len(order):  # a fresh permutation per epoch; drop the ragged tail
-            order, cursor = torch.randperm(len(pairs), generator=gen), 0
+            order, cursor = torch.randperm(len(train), generator=gen), 0
         idx = order[cursor:cursor + cfg.batch_size]
         cursor += cfg.batch_size
-        batch = images[idx]  # [B, 3, S, S]
-        flip = torch.rand(len(idx), generator=gen) < 0.5  # colour and shape survive a mirror
-        batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
-        pick = torch.randint(tokens.shape[1], (len(idx),), generator=gen)
-        text = tokens[idx, pick]  # [B, C]
-
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, _progress(cfg, step, time.perf_counter() - start))
-        img_f, txt_f, scale = clip(normalise(batch, preprocess), text)
-        loss = loss_fn(img_f, txt_f, scale)
+        parts = _batch_step(clip, train, idx, gen, preprocess, label_loss, cfg)
+        loss = sum(parts.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():  # CLIP's clamp: the temperature may not fall below 1/100
             clip.logit_scale.clamp_(0, math.log(cfg.max_logit_scale))
-        losses.append(float(loss.detach()))
+        history.append({k: float(v.detach()) for k, v in parts.items()} | {"total": float(loss.detach())})
         step += 1
         if step % cfg.log_every == 0:
             elapsed = time.perf_counter() - start
-            log.info("step %d  loss %.4f  %.0f img/s  lr %.2e", step, sum(losses[-cfg.log_every:]) / cfg.log_every,
+            recent = {k: _mean([h[k] for h in history[-cfg.log_every:]]) for k in history[-1]}
+            log.info("step %d  %s  %.0f img/s  lr %.2e", step, "  ".join(f"{k} {v:.4f}" for k, v in recent.items()),
                      step * cfg.batch_size / elapsed, opt.param_groups[0]["lr"])
-        if not math.isfinite(losses[-1]):
-            raise SigrlError(f"loss became {losses[-1]} at step {step}; lower --lr")
+        if not math.isfinite(history[-1]["total"]):
+            raise SigrlError(f"loss became {history[-1]['total']} at step {step}; lower --lr")
     wall = time.perf_counter() - start
-    summary: dict[str, Any] = {
-        "recipe": "contrastive (open_clip ClipLoss)",
-        "config": {k: (v if not isinstance(v, Mapping) else dict(v)) for k, v in asdict(cfg).items()},
-        "data": [str(p) for p in data],
-        "pairs": len(pairs),
-        "steps": step,
-        "samples_seen": step * cfg.batch_size,
-        "train_seconds": round(wall, 1),
-        "images_per_second": round(step * cfg.batch_size / max(wall, 1e-9), 1),
-        "threads": torch.get_num_threads(),
-        "loadavg_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-        # means over the first 10 and last 20 steps (a quarter of the run each when it is short)
-        "loss_first": round(_mean(losses[:max(1, min(10, step // 4))]), 4),
-        "loss_last": round(_mean(losses[-max(1, min(20, step // 4)):]), 4),
-    }
+    summary = _summary(cfg, data, train, step, wall, load_start, history)
     if cfg.eval_manifest:
         report = zero_shot_report(clip, tokenizer, preprocess, load_manifest(cfg.eval_manifest), cfg.prompt,
                                   threads=torch.get_num_threads())
@@ -180,3 +171,27 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
     save_clip_checkpoint(out, clip, arch, preprocess, summary)
     log.info("wrote %s after %d steps in %.0f s", out, step, wall)
     return summary
+
+
+def _summary(cfg: PretrainConfig, data: Sequence[str | Path], train: PretrainData, step: int, wall: float,
+             load_start: float, history: list[dict[str, float]]) -> dict[str, Any]:
+    head, tail = max(1, min(10, step // 4)), max(1, min(20, step // 4))  # a quarter of the run each when short
+    recipe = ["caption loss" + (f" with {cfg.hard_negatives} hard negative(s) per image" if cfg.hard_negatives else "")]
+    if cfg.label_loss:
+        recipe.append(f"label sigmoid loss x{cfg.label_loss} over {len(train.labels)} training labels")
+    return {
+        "recipe": " + ".join(recipe),
+        "config": {k: (v if not isinstance(v, Mapping) else dict(v)) for k, v in asdict(cfg).items()},
+        "data": [str(p) for p in data],
+        "pairs": len(train),
+        "training_labels": len(train.labels),
+        "steps": step,
+        "samples_seen": step * cfg.batch_size,
+        "train_seconds": round(wall, 1),
+        "images_per_second": round(step * cfg.batch_size / max(wall, 1e-9), 1),
+        "threads": torch.get_num_threads(),
+        "loadavg_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "loss_first": round(_mean([h["total"] for h in history[:head]]), 4),
+        "loss_last": round(_mean([h["total"] for h in history[-tail:]]), 4),
+        "loss_parts_last": {k: round(_mean([h[k] for h in history[-tail:]]), 4) for k in history[-1]} if history else {},
+    }

@@ -45,6 +45,7 @@ from sigrl.model.graphs import ImageGraph, LabelSideGraph, TextGraph, TokenEncod
 from sigrl.model.sigrl import SigRL
 from sigrl.export.manifest import EXPORT_FORMAT, FORMAT_VERSION
 from sigrl.export.onnx_text import compose_text_graph
+from sigrl.export.weights import narrow_exact_fp16
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,15 @@ def _metadata_props(manifest: Mapping[str, Any], graph: str) -> dict[str, str]:
     return props
 
 
-def _set_metadata(path: Path, props: Mapping[str, str]) -> None:
+def _set_metadata(path: Path, props: Mapping[str, str], narrow: bool = False) -> None:
+    """Write the graph's metadata; with `narrow`, also store its exactly-fp16 weights in fp16 (export/weights.py)."""
     import onnx
 
     proto = onnx.load(str(path))
+    if narrow:
+        saved = narrow_exact_fp16(proto)
+        if saved:
+            log.info("%s: %.1f MB of weights stored in fp16 (exactly representable)", path.name, saved / 1e6)
     del proto.metadata_props[:]
     for key, value in props.items():
         entry = proto.metadata_props.add()
@@ -201,12 +207,12 @@ def export_onnx(
         "inputs": ["images", "embeddings", "context"], "outputs": ["scores"],
         "axes": {"images": {0: "B"}, "embeddings": {0: "N"}, "context": {0: "N"}, "scores": {0: "B", 1: "N"}},
     }, opset)
-    _set_metadata(out_dir / TEXT_FILE, _metadata_props(manifest, "text"))
-    _set_metadata(out_dir / IMAGE_FILE, _metadata_props(manifest, "image"))
-    if int8:
+    if int8:  # quantised from the plain fp32 graph, before its weights are narrowed below
         quantize_image_graph(out_dir / IMAGE_FILE, out_dir / IMAGE_INT8_FILE)
         _set_metadata(out_dir / IMAGE_INT8_FILE, {**_metadata_props(manifest, "image"), "sigrl.precision": "int8"})
         manifest["variants"]["image"]["int8"] = IMAGE_INT8_FILE
+    _set_metadata(out_dir / TEXT_FILE, _metadata_props(manifest, "text"), narrow=True)
+    _set_metadata(out_dir / IMAGE_FILE, _metadata_props(manifest, "image"), narrow=True)
     log.info("wrote %s and %s to %s", TEXT_FILE, IMAGE_FILE, out_dir)
     return manifest
 

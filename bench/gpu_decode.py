@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from sigrl.environment import cpu_model, machine_id, usable_cores
+    from sigrl.machine import cpu_model, machine_id, usable_cores
 
     sets = SMALL if args.small else FULL
     device = args.device or ("cpu" if args.small else "cuda")

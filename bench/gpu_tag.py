@@ -76,7 +76,7 @@ def main() -> None:
 
     import torch
 
-    from sigrl.environment import cpu_model, usable_cores
+    from sigrl.machine import cpu_model, usable_cores
 
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

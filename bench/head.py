@@ -99,7 +99,7 @@ def main() -> None:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
 
-    from sigrl.environment import cpu_model, machine_id
+    from sigrl.machine import cpu_model, machine_id
 
     report = {
         "machine": {"id": machine_id(), "cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": os.getloadavg()},

@@ -146,7 +146,7 @@ def main() -> None:
         return
 
     from sigrl.bench.inputs import resolve_model
-    from sigrl.environment import cpu_model, machine_id
+    from sigrl.machine import cpu_model, machine_id
     from sigrl.export.exporter import export_model
     from sigrl.model.factory import open_model
 

@@ -66,8 +66,8 @@ def make_photos(folder: Path, count: int, seed: int = 0) -> None:
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    from sigrl.environment import cpu_model, machine_id
-    from sigrl.environment import usable_cores
+    from sigrl.machine import cpu_model, machine_id
+    from sigrl.machine import usable_cores
     from sigrl.tagging.job import choose_rule
     from sigrl.tagging.ray_engine import RunnerSpec, run_tagging_ray
 
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<machine-id>)")
     args = parser.parse_args()
     result = _run(args)
-    from sigrl.environment import machine_id
+    from sigrl.machine import machine_id
 
     write_report(result, args.out or Path(__file__).resolve().parent / "results" / machine_id())
 

@@ -223,7 +223,7 @@ def cold_start(export: Path, image: Path, work: Path) -> dict:
 
 
 def machine() -> dict:
-    from sigrl.environment import cpu_model, machine_id, usable_cores
+    from sigrl.machine import cpu_model, machine_id, usable_cores
 
     return {"id": machine_id(), "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()]}

@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from sigrl.bench.timing import Repeats, measure
-    from sigrl.environment import cpu_model, machine_id, usable_cores
+    from sigrl.machine import cpu_model, machine_id, usable_cores
     from sigrl.model import create_model
     from sigrl.runtime import LabelCache
     from sigrl.runtime.onnx_runner import OnnxRunner

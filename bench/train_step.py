@@ -72,7 +72,7 @@ def measure(batch: int, steps: int, labels: int, precision: str) -> dict:
 
 
 def main() -> None:
-    from sigrl.environment import cpu_model, machine_id
+    from sigrl.machine import cpu_model, machine_id
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=32)

@@ -162,7 +162,7 @@ def run_job(job: dict) -> dict[str, Any]:
 
 def _threads() -> dict[str, int]:
     """Intra-op threads the backends use: on a loaded machine this decides PyTorch's speed."""
-    from sigrl.environment import usable_cores
+    from sigrl.machine import usable_cores
 
     torch = sys.modules.get("torch")
     out = {"usable_cores": usable_cores()}

@@ -106,7 +106,7 @@ def choose_rule(
 
 def default_workers() -> int:
     """Decoding threads of the local engine when the job leaves it open."""
-    from sigrl.environment import usable_cores
+    from sigrl.machine import usable_cores
 
     return max(2, min(usable_cores(), 16))  # decoding releases the GIL; 2 already overlaps on one core
 

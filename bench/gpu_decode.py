@@ -182,7 +182,7 @@ def tag_run(folder: Path, labels: Path, out: Path, model: str, cache: Path, extr
     if proc.returncode not in (0, 1):
         lines = [x for x in stderr.strip().splitlines() if x.strip()]
         return {"command": " ".join(cmd[3:]), "status": f"exit {proc.returncode}: {' | '.join(lines[-3:])}"}
-    from sigrl.tagging.writers import read_meta
+    from sigrl.tagging.runs.metafile import read_meta
 
     run = read_meta(out)["runs"][-1]
     images = run["tagged"] + run["errors"]

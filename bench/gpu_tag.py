@@ -49,7 +49,7 @@ def tag_once(folder: Path, labels: Path, out: Path, model: str, cache: Path, arg
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return {"command": " ".join(cmd[2:]), "status": f"exit {done.returncode}: {' | '.join(lines[-3:])}"}
-    from sigrl.tagging.writers import read_meta
+    from sigrl.tagging.runs.metafile import read_meta
 
     meta = read_meta(out)
     run = meta["runs"][-1]

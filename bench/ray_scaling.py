@@ -68,8 +68,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     from sigrl.machine import cpu_model, machine_id
     from sigrl.machine import usable_cores
-    from sigrl.tagging.job import choose_rule
-    from sigrl.tagging.ray_engine import RunnerSpec, run_tagging_ray
+    from sigrl.tagging.decisions.choose import choose_rule
+    from sigrl.tagging.engines.ray_engine import RunnerSpec, run_tagging_ray
 
     labels = [f"concept {i}" for i in range(args.labels)]
     rule = choose_rule(labels, topk=5, model=args.model)[0]

@@ -54,7 +54,8 @@ def run(inputs: str, labels: Path, out: Path, model: str, cache: Path) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"sigrl tag failed ({done.returncode}): {done.stderr[-2000:]}")
-    from sigrl.tagging.writers import read_meta, read_records
+    from sigrl.tagging.runs.metafile import read_meta
+    from sigrl.tagging.outputs.writer import read_records
 
     meta = read_meta(out)
     last = meta["runs"][-1]
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="default: the embedded model")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/results/<machine-id>/")
     args = parser.parse_args()
-    from sigrl.tagging.job import resolve_model
+    from sigrl.tagging.spec import resolve_model
 
     model = resolve_model(args.model)
     host = machine()

@@ -104,7 +104,7 @@ def run_sigrl_tag(folder: Path, labels: Path, out: Path, model: str, cache: Path
     wall = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"sigrl tag failed ({done.returncode}): {done.stderr[-2000:]}")
-    from sigrl.tagging.writers import read_meta
+    from sigrl.tagging.runs.metafile import read_meta
 
     meta = read_meta(out)
     run = meta["runs"][-1]
@@ -116,7 +116,7 @@ def run_sigrl_tag(folder: Path, labels: Path, out: Path, model: str, cache: Path
 
 
 def sigrl_tags(out: Path) -> dict[str, list[str]]:
-    from sigrl.tagging.writers import read_records
+    from sigrl.tagging.outputs.writer import read_records
 
     return {Path(r["path"]).name: [t["label"] for t in r["tags"]] for r in read_records(out)}
 
@@ -140,7 +140,7 @@ def naive_loop(model_spec: str, paths: Sequence[Path], labels: Sequence[str]) ->
 def decode_only(paths: Sequence[Path], preprocess: Any, workers: int, exact: bool = False) -> float:
     """images/s of sigrl's decode pool alone (JPEG decode, drafted unless exact; EXIF, resize, crop)."""
     from sigrl.tagging.decode import DecodeOptions
-    from sigrl.tagging.pipeline import iter_batches
+    from sigrl.tagging.scoring.pipeline import iter_batches
 
     start = time.perf_counter()
     batches = iter_batches(paths, preprocess, batch_size=8, workers=workers, decoding=DecodeOptions(mode="exact" if exact else "fast"))

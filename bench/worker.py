@@ -56,7 +56,7 @@ def _throughput(run, batch_sizes: list[int], repeats: Repeats) -> dict[str, Any]
 
 
 def run_row(job: dict) -> dict[str, Any]:
-    from sigrl.tagging.pipeline import iter_batches
+    from sigrl.tagging.scoring.pipeline import iter_batches
 
     images = np.load(job["images"])  # [n, S, S, 3]
     labels = job["labels"]

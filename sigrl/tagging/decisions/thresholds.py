@@ -1,122 +1,27 @@
-"""From a score matrix to tags: thresholds (global and per label), top-k, and fitted thresholds.
+"""Per-label thresholds: read (TSV or JSON), written, fitted on a labelled set, and found beside a model.
 
-A label is chosen for an image when its score reaches its threshold (the label's own, else the
-global one) and, with top-k, when it is also among the k highest of the labels that passed.
-With top-k and no threshold at all, the k highest labels are chosen.
+Scores are normalised over the label set being scored, so thresholds are only valid for the label
+set, prompt and model they were fitted with. A file records those in `#` comment lines; `sigrl tag`
+uses a model's stored thresholds by default only when they cover exactly the labels it is given.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from sigrl.atomic import write_text_atomic
 from sigrl.errors import SigrlError
 
-SCORES_MODES = ("tags", "all")
+log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class DecisionRule:
-    labels: tuple[str, ...]
-    thresholds: np.ndarray  # [N] float64; -inf where only top-k limits the label
-    topk: int | None = None
-    scores_mode: str = "tags"  # "tags": scores of chosen tags only; "all": every label's score
-
-    def to_dict(self) -> dict:
-        """For the run's metadata sidecar."""
-        return {
-            "thresholds": {l: (None if math.isinf(t) else float(t)) for l, t in zip(self.labels, self.thresholds)},
-            "topk": self.topk,
-            "scores": self.scores_mode,
-        }
-
-
-def make_rule(
-    labels: Sequence[str],
-    threshold: float | None = None,
-    per_label: Mapping[str, float] | None = None,
-    topk: int | None = None,
-    scores_mode: str = "tags",
-) -> DecisionRule:
-    """Combines the user's choices; labels missing from `per_label` use `threshold`.
-
-    Labels with neither are limited by top-k only, which therefore becomes required.
-    """
-    if scores_mode not in SCORES_MODES:
-        raise SigrlError(f"scores mode must be one of {SCORES_MODES}, got {scores_mode!r}")
-    if topk is not None and topk < 1:
-        raise SigrlError(f"--topk must be >= 1, got {topk}")
-    if threshold is not None and not math.isfinite(threshold):
-        raise SigrlError(f"--threshold must be a finite number, got {threshold}")
-    per_label = dict(per_label or {})
-    unknown = sorted(set(per_label) - set(labels))
-    if unknown:
-        raise SigrlError(f"thresholds given for labels not in the label set: {unknown}")
-    default = -math.inf if threshold is None else float(threshold)
-    values = np.array([per_label.get(label, default) for label in labels], dtype=np.float64)  # [N]
-    if topk is None and np.isinf(values).any():
-        missing = [l for l, v in zip(labels, values) if math.isinf(v)]
-        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise SigrlError(
-            f"no threshold for {len(missing)} label(s) ({shown}); give --threshold, a threshold "
-            "file covering every label, or --topk"
-        )
-    return DecisionRule(labels=tuple(labels), thresholds=values, topk=topk, scores_mode=scores_mode)
-
-
-def select(scores: np.ndarray, rule: DecisionRule) -> np.ndarray:
-    """Boolean mask [B, N] of the chosen labels for scores [B, N]."""
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.shape[1] != len(rule.labels):
-        raise ValueError(f"scores must be [B, {len(rule.labels)}], got {scores.shape}")
-    chosen = scores >= rule.thresholds[None, :]  # NaN never passes
-    if rule.topk is not None and rule.topk < scores.shape[1]:
-        ranked = np.where(chosen, scores, -np.inf)  # [B, N]
-        # Stable sort: ties at the k-th place go to the earlier label, the same on every run.
-        order = np.argsort(-ranked, axis=1, kind="stable")[:, : rule.topk]  # [B, k]
-        top = np.zeros_like(chosen)
-        np.put_along_axis(top, order, True, axis=1)
-        chosen &= top
-    return chosen
-
-
-def near_ties(scores: np.ndarray, rule: DecisionRule, score_margin: float, gap_margin: float) -> np.ndarray:
-    """Boolean [B]: images whose chosen labels could change if their scores [B, N] moved slightly.
-
-    An image is near a tie when a score lies within `score_margin` of its label's threshold, or,
-    with top-k, when the k-th and (k+1)-th highest of the labels that pass lie within
-    `gap_margin` of each other.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    thresholds = rule.thresholds[None, :]  # [1, N]
-    near = (np.abs(scores - thresholds) <= score_margin) & np.isfinite(thresholds)  # [B, N]
-    out = near.any(axis=1)
-    k = rule.topk
-    if k is not None and k < scores.shape[1]:
-        ranked = np.where(scores >= thresholds, scores, -np.inf)  # [B, N]
-        kth, after = (-np.sort(-ranked, axis=1)[:, k - 1 : k + 1]).T  # [B] each
-        with np.errstate(invalid="ignore"):  # -inf - -inf where fewer than k labels pass
-            out |= np.isfinite(after) & (kth - after <= gap_margin)
-    return out
-
-
-def decide(scores: np.ndarray, rule: DecisionRule) -> list[list[tuple[str, float]]]:
-    """Per image, the chosen (label, score) pairs, highest score first (ties: label order)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    mask = select(scores, rule)
-    out = []
-    for row, keep in zip(scores, mask):
-        idx = np.flatnonzero(keep)
-        idx = idx[np.argsort(-row[idx], kind="stable")]
-        out.append([(rule.labels[i], float(row[i])) for i in idx])
-    return out
+THRESHOLDS_NAME = "thresholds.tsv"
 
 
 def read_thresholds(path: str | os.PathLike[str], labels: Sequence[str]) -> dict[str, float]:
@@ -231,3 +136,32 @@ def fit_thresholds(scores: np.ndarray, targets: np.ndarray, known: np.ndarray | 
         thresholds[none] = np.nextafter(np.where(np.isfinite(top), top, 0.0), np.inf)[none]
         best_f1[none] = 0.0
     return thresholds, best_f1
+
+
+def thresholds_path_for(model: str | os.PathLike[str] | None) -> Path | None:
+    """Where a model's fitted thresholds live: `<checkpoint stem>.thresholds.tsv` beside a
+    checkpoint, `thresholds.tsv` inside an export directory; None for names and specs."""
+    if model is None:
+        return None
+    path = Path(model)
+    if path.is_dir():
+        return path / THRESHOLDS_NAME
+    if path.is_file():
+        return path.with_name(path.stem + "." + THRESHOLDS_NAME)
+    return None
+
+
+def stored_thresholds(model: str | os.PathLike[str] | None, labels: Sequence[str]) -> tuple[Path, dict[str, float]] | None:
+    """The model's stored thresholds if they exist and cover exactly `labels`, else None."""
+    path = thresholds_path_for(model)
+    if path is None or not path.is_file():
+        return None
+    try:
+        values = read_thresholds(path, labels)
+    except SigrlError as err:
+        log.info("not using %s: %s", path, err)
+        return None
+    if set(values) != set(labels):
+        log.info("not using %s: fitted for another label set", path)
+        return None
+    return path, values

@@ -6,7 +6,7 @@ The pieces live in the sibling modules (the job value in sigrl.tagging.spec, the
 sigrl.tagging.inputs, the decode/infer/recheck loop in sigrl.tagging.scoring); this module wires
 them together and owns what only a whole run knows: which inputs an earlier run already recorded
 (resume), the counts and the timings. The metadata sidecar, and the rule that an output never
-mixes records of different models, label sets or decision rules, live in sigrl.tagging.sidecar
+mixes records of different models, label sets or decision rules, live in sigrl.tagging.runs.sidecar
 (shared with the Ray engine).
 
 Loose files are listed (and sorted) before the run; tar shards and Parquet tables are streamed,
@@ -26,88 +26,26 @@ import os
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
-from sigrl.decode import DecodeOptions
-from sigrl.errors import SigrlError
-from sigrl.tagging.calibrate import stored_thresholds
-from sigrl.tagging.decisions import DecisionRule, make_rule, read_thresholds
-from sigrl.tagging.inputs import InputPlan, count_container, iter_members, plan_inputs
-from sigrl.tagging.pipeline import Input
+from sigrl.machine import usable_cores
+from sigrl.tagging.inputs.plan import InputPlan, count_container, iter_members, plan_inputs
+from sigrl.tagging.outputs.writer import Output, holds_records, open_output
 from sigrl.tagging.records import batch_records, error_record, with_meta
-from sigrl.tagging.scoring import BatchScorer
-from sigrl.tagging.sidecar import Progress, Summary, check_resumable, earlier_runs, recorded_run, run_meta
-from sigrl.tagging.sources import Discovery
-from sigrl.tagging.spec import ModelSpec, OutputPolicy, TagJob
-from sigrl.tagging.writers import Output, holds_records, meta_path, open_output
+from sigrl.tagging.runs.metafile import meta_path
+from sigrl.tagging.runs.sidecar import check_resumable, earlier_runs, recorded_run, run_meta
+from sigrl.tagging.runs.summary import Progress, Summary
+from sigrl.tagging.scoring.pipeline import Input
+from sigrl.tagging.scoring.scorer import BatchScorer
+from sigrl.tagging.spec import TagJob
 
 log = logging.getLogger(__name__)
 
 META_INTERVAL_S = 30.0
 
 
-def resolve_model(model: str | None) -> str:
-    """The model reference to run: the one given, else the embedded default model's file."""
-    if model:
-        return model
-    try:
-        from sigrl import default_model
-    except ImportError:
-        raise SigrlError(
-            "this install has no embedded default model; pass --model with a checkpoint, an export "
-            "directory, a config name or open_clip:ARCH:TAG"
-        ) from None
-    path = Path(default_model.path())
-    if not path.exists():
-        raise SigrlError(f"the embedded default model is missing ({path}); reinstall sigrl or pass --model")
-    return os.fspath(path)
-
-
-def apply_prompt(runner: Any, template: str | None) -> None:
-    """Uses `template` for the label prompts instead of the model's own."""
-    if template is not None:
-        runner.set_prompt(template)
-
-
-def choose_rule(
-    labels: Sequence[str],
-    threshold: float | None = None,
-    threshold_file: str | os.PathLike[str] | None = None,
-    topk: int | None = None,
-    scores_mode: str = "tags",
-    model: str | os.PathLike[str] | None = None,
-    default_topk: int = 5,
-) -> tuple[DecisionRule, str]:
-    """The decision rule from the user's options, and a phrase saying where it came from.
-
-    With none given: the model's stored thresholds when they were fitted for exactly these labels
-    (`sigrl calibrate`), else the `default_topk` best labels. Scores are relative to the label
-    set, so no global threshold could be a sensible default.
-    """
-    per_label = read_thresholds(threshold_file, labels) if threshold_file is not None else None
-    parts = []
-    if threshold is None and per_label is None and topk is None:
-        stored = stored_thresholds(model, labels)
-        if stored is not None:
-            path, per_label = stored
-            parts.append(f"thresholds fitted for these labels ({path})")
-        else:
-            topk = min(default_topk, len(labels))
-            parts.append(f"top-{topk} (default; choose with --threshold, --threshold-file or --topk)")
-    else:
-        if per_label is not None:
-            parts.append(f"thresholds from {threshold_file} ({len(per_label)} labels)")
-        if threshold is not None:
-            parts.append(f"threshold {threshold:g}" + (" for the other labels" if per_label else ""))
-        if topk is not None:
-            parts.append(f"top-{topk}")
-    return make_rule(labels, threshold, per_label, topk, scores_mode), ", ".join(parts)
-
-
 def default_workers() -> int:
     """Decoding threads of the local engine when the job leaves it open."""
-    from sigrl.machine import usable_cores
-
     return max(2, min(usable_cores(), 16))  # decoding releases the GIL; 2 already overlaps on one core
 
 
@@ -153,32 +91,6 @@ def run_job(job: TagJob, runner: Any, plan: InputPlan | None = None, progress: P
             finally:
                 out.close()  # every record on disk before the final metadata
     return summary
-
-
-def run_tagging(
-    inputs: Sequence[str | os.PathLike[str]] | Discovery,
-    runner: Any,
-    labels: Sequence[str],
-    rule: DecisionRule,
-    output_path: str | os.PathLike[str],
-    resume: bool = False,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    workers: int = 2,
-    decoding: DecodeOptions = DecodeOptions(),
-    progress: Progress | None = None,
-    extra_meta: dict[str, Any] | None = None,
-) -> Summary:
-    """run_job with the job spelled out as arguments (`inputs` may be files found already)."""
-    job = TagJob(
-        inputs=() if isinstance(inputs, Discovery) else tuple(os.fspath(p) for p in inputs),
-        output=OutputPolicy(os.fspath(output_path), resume, overwrite),
-        model=ModelSpec(getattr(runner, "name", type(runner).__name__)),
-        labels=tuple(labels), rule=rule, rule_source=(extra_meta or {}).get("decision_source", ""),
-        decoding=decoding, batch_size=batch_size, workers=workers,
-    )
-    plan = InputPlan(files=inputs) if isinstance(inputs, Discovery) else None
-    return run_job(job, runner, plan, progress)
 
 
 def _tag(

@@ -12,18 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sigrl.errors import SigrlError
+from sigrl.optional import require
 from sigrl.tagging.records import Record, path_text, raw_path_bytes
 
 INSTALL_HINT = 'Parquet output needs pyarrow: pip install "sigrl[parquet]" (or pip install pyarrow)'
 
 
 def require_pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet  # noqa: F401
-    except ImportError:
-        raise SigrlError(INSTALL_HINT) from None
-    return pyarrow
+    return require("pyarrow", INSTALL_HINT, "parquet")
 
 
 def _schema(pa: Any, with_meta: bool = False) -> Any:
@@ -87,14 +83,12 @@ def _row(record: Record) -> dict:
     return row
 
 
-def finalize(out: Path, journal: Path) -> None:
-    """Writes `out` from any earlier `out` plus the journal, atomically, then drops the journal."""
+def finalize(out: Path, journal: Path, journal_records: list[Record]) -> None:
+    """Writes `out` from any earlier `out` plus the journal's records (read by the writer, which
+    owns the JSON Lines format), atomically, then drops the journal."""
     pa = require_pyarrow()
-    from sigrl.tagging.writers import read_records  # the journal is JSON Lines
-
     records: list[Record] = read_parquet(out) if out.exists() else []
-    if journal.exists():
-        records.extend(read_records(journal))
+    records.extend(journal_records)
     with_meta = any("meta" in r for r in records)
     table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema(pa, with_meta))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from sigrl.errors import SigrlError
-from sigrl.tagging import tables, webdataset
-from sigrl.tagging.braces import expand_braces, has_braces
-from sigrl.tagging.member import Member
-from sigrl.tagging.sources import Discovery, discover, is_image_name, path_key
+from sigrl.tagging.inputs import tables, webdataset
+from sigrl.tagging.inputs.braces import expand_braces, has_braces
+from sigrl.tagging.inputs.files import Discovery, discover, is_image_name
+from sigrl.tagging.inputs.member import Member
+from sigrl.tagging.records import path_key
 
 TAR_SUFFIXES = (".tar",)
 TABLE_SUFFIXES = (".parquet", ".pq")

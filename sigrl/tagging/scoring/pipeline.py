@@ -9,7 +9,7 @@ At most `queue_depth` batches are in flight (being decoded or waiting for the co
 consumer's pace therefore bounds memory to queue_depth * batch_size * S * S * 3 bytes (plus, for
 images read from tar shards or tables, their encoded bytes).
 
-Inputs are file paths, or Members (sigrl.tagging.member: an image inside a tar shard or a Parquet
+Inputs are file paths, or Members (sigrl.tagging.inputs.member: an image inside a tar shard or a Parquet
 table, as its record path and encoded bytes); both go through the same decoder.
 """
 
@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar, Union
 import numpy as np
 
 from sigrl.config import PreprocessConfig
-from sigrl.errors import SigrlError
 from sigrl.decode import DecodeError, DecodeOptions, decode_noting_scale
-from sigrl.tagging.member import Member
+from sigrl.errors import SigrlError
+from sigrl.tagging.inputs.member import Member
 
 _Work = TypeVar("_Work")
 
@@ -86,14 +86,20 @@ def iter_batches(
     Closing the generator early, or an exception in the consumer (KeyboardInterrupt included),
     cancels queued decodes and waits only for those already running.
     """
-    if batch_size < 1:
-        raise SigrlError(f"batch size must be >= 1, got {batch_size}")
-    if workers < 0:
-        raise SigrlError(f"workers must be >= 0, got {workers}")
-    if queue_depth < 1:
-        raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
+    check_batching(batch_size, queue_depth, f"workers must be >= 0, got {workers}" if workers < 0 else None)
     # Arguments are checked now; the work (and the thread pool) starts at the first next().
     return _batches(iter(paths), preprocess, batch_size, workers, decoding, queue_depth)
+
+
+def check_batching(batch_size: int, queue_depth: int, workers_problem: str | None) -> None:
+    """The argument checks of both decode pipelines; `workers_problem` says what is wrong with the
+    number of decode threads (each pipeline has its own minimum), or None."""
+    if batch_size < 1:
+        raise SigrlError(f"batch size must be >= 1, got {batch_size}")
+    if workers_problem is not None:
+        raise SigrlError(workers_problem)
+    if queue_depth < 1:
+        raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
 
 
 def _batches(
@@ -188,14 +194,22 @@ def decode_or_reason(path: Path | str | Member, preprocess: PreprocessConfig, de
 
 def _assemble(item: _Pending, reasons: list[str | None]) -> Batch:
     ok = [i for i, r in enumerate(reasons) if r is None]
-    failures = [(_record_path(item.paths[i]), r) for i, r in enumerate(reasons) if r is not None]
+    failures = [(i, r) for i, r in enumerate(reasons) if r is not None]
     images, reduced = (item.images, item.reduced) if not failures else (item.images[ok], item.reduced[ok])
-    members = [p for p in item.paths if isinstance(p, Member)]
+    return make_batch(item.paths, ok, failures, images, reduced)
+
+
+def make_batch(sources: list[Path | Member], ok: list[int], failures: list[tuple[int, str]], images: Any,
+               reduced: np.ndarray) -> Batch:
+    """The Batch of `sources` whose rows `ok` decoded into `images` [len(ok), S, S, 3] (an array or,
+    from the device pipeline, a tensor); `failures` are (index into sources, reason)."""
+    failed = [(_record_path(sources[i]), reason) for i, reason in failures]
+    members = [p for p in sources if isinstance(p, Member)]
     if not members:  # files only: exactly the batches of before
-        return Batch(paths=[item.paths[i] for i in ok], images=images, failures=failures, reduced=reduced)
+        return Batch(paths=[sources[i] for i in ok], images=images, failures=failed, reduced=reduced)
     meta = {m.path: m.meta for m in members if m.meta is not None}
-    return Batch(paths=[_record_path(item.paths[i]) for i in ok], images=images, failures=failures, reduced=reduced,
-                 sources=[item.paths[i] for i in ok], meta=meta)
+    return Batch(paths=[_record_path(sources[i]) for i in ok], images=images, failures=failed, reduced=reduced,
+                 sources=[sources[i] for i in ok], meta=meta)
 
 
 def _record_path(source: Path | Member) -> Path | str:

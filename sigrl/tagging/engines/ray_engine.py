@@ -1,7 +1,7 @@
 """`sigrl tag --engine ray`: the tagging job on a Ray cluster, through Ray Data and an actor pool.
 
     driver:  plan the inputs (sigrl.tagging.inputs), cut the sorted image files into fixed shards
-             (sigrl.tagging.shards); each tar shard or Parquet file is one shard of its own; skip
+             (sigrl.tagging.outputs.shards); each tar shard or Parquet file is one shard of its own; skip
              the shards already finished, build one Ray Data dataset row per shard
     tasks:   decode a shard's images (the local engine's decoder and thread pool)
     actors:  one model replica each (any backend, loaded once through open_runner); score a
@@ -10,8 +10,8 @@
     driver:  note finished shards in the manifest as they stream back; write the run sidecar
 
 The shard is the unit of work, of retry and of output. A tar shard or Parquet file is read by the
-replica that scores it, streamed with the local engine's own readers (sigrl.tagging.webdataset and
-sigrl.tagging.tables), not by Ray Data's `read_webdataset` / `read_parquet`: those decode members
+replica that scores it, streamed with the local engine's own readers (sigrl.tagging.inputs.webdataset and
+sigrl.tagging.inputs.tables), not by Ray Data's `read_webdataset` / `read_parquet`: those decode members
 with their own decoder, fail a whole read task on one corrupt member or a truncated tail instead
 of giving it an error record, and spread one input file over several blocks, so no block would
 stand for exactly one shard that can be retried and resumed on its own. Reading inside the
@@ -38,27 +38,27 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from sigrl.errors import SigrlError
 from sigrl.decode import DecodeOptions
-from sigrl.tagging import sidecar
-from sigrl.tagging.decisions import DecisionRule
-from sigrl.tagging.inputs import Container, InputPlan, count_container, iter_container, plan_inputs
-from sigrl.tagging.pipeline import Batch, iter_batches
-from sigrl.tagging.recheck import Rechecker
+from sigrl.errors import SigrlError
+from sigrl.optional import require
+from sigrl.tagging.decisions.rule import DecisionRule
+from sigrl.tagging.inputs.plan import Container, InputPlan, count_container, iter_container, plan_inputs
 from sigrl.tagging.records import batch_records, error_record, with_meta
-from sigrl.tagging.shards import (
+from sigrl.tagging.runs import sidecar
+from sigrl.tagging.scoring.pipeline import Batch, iter_batches
+from sigrl.tagging.scoring.scorer import BatchScorer
+from sigrl.tagging.outputs.shards import (
     Manifest, Shard, container_shard, make_shard, open_manifest, plan_shards, remove_stale, shard_format, write_shard,
 )
-from sigrl.tagging.sidecar import Progress, Summary
-from sigrl.tagging.spec import EngineOptions, ModelSpec, OutputPolicy, ReadOptions, TagJob
-from sigrl.tagging.writers import meta_path
+from sigrl.tagging.runs.metafile import meta_path
+from sigrl.tagging.runs.summary import Progress, Summary
+from sigrl.tagging.spec import ModelSpec, ReadOptions, TagJob
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +68,15 @@ DEFAULT_SHARD_SIZE = 1000
 MANIFEST_INTERVAL_S = 10.0
 
 
-RunnerSpec = ModelSpec  # the name this recipe had before it moved into the job value
-
-
 def require_ray() -> Any:
     """The `ray` module with Ray Data, or a SigrlError that says how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise SigrlError(INSTALL_HINT) from None
-    return ray
+    return require("ray", INSTALL_HINT, "data")
 
 
 def run_job_ray(job: TagJob, plan: InputPlan | None = None, progress: Progress | None = None,
                 echo: Callable[[str], None] | None = None) -> Summary:
     """`job` on Ray: the local engine's records and sidecar, written as shards into the folder
-    job.output.path (see sigrl.tagging.shards); `echo` gets the status lines.
+    job.output.path (see sigrl.tagging.outputs.shards); `echo` gets the status lines.
 
     job.engine.address: None starts a local Ray instance (or uses the one this process already
     runs), "auto" joins the cluster this machine belongs to, "ray://host:port" a remote one.
@@ -113,36 +105,6 @@ def run_job_ray(job: TagJob, plan: InputPlan | None = None, progress: Progress |
     finally:
         if own_ray:
             ray.shutdown()
-
-
-def run_tagging_ray(
-    inputs: Sequence[str | os.PathLike[str]],
-    runner: ModelSpec,
-    labels: Sequence[str],
-    rule: DecisionRule,
-    output_path: str | os.PathLike[str],
-    resume: bool = False,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    workers: int = 1,
-    decoding: DecodeOptions = DecodeOptions(),
-    progress: Progress | None = None,
-    extra_meta: dict[str, Any] | None = None,
-    *,
-    address: str | None = None,
-    replicas: int | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    keep_meta: bool = False,
-    image_column: str | None = None,
-) -> Summary:
-    """run_job_ray with the job spelled out as arguments."""
-    job = TagJob(
-        inputs=tuple(os.fspath(p) for p in inputs), output=OutputPolicy(os.fspath(output_path), resume, overwrite),
-        model=runner, labels=tuple(labels), rule=rule, rule_source=(extra_meta or {}).get("decision_source", ""),
-        decoding=decoding, reading=ReadOptions(keep_meta, image_column), batch_size=batch_size, workers=workers,
-        engine=EngineOptions("ray", address, replicas, shard_size),
-    )
-    return run_job_ray(job, progress=progress)
 
 
 def _run(ray: Any, job: TagJob, plan: InputPlan, unreadable: list, manifest: Manifest, progress: Progress | None,
@@ -196,7 +158,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _placement(ray: Any, spec: RunnerSpec, replicas: int | None) -> tuple[bool, int]:
+def _placement(ray: Any, spec: ModelSpec, replicas: int | None) -> tuple[bool, int]:
     """(replicas use a GPU each, number of replicas)."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
@@ -210,7 +172,7 @@ def _placement(ray: Any, spec: RunnerSpec, replicas: int | None) -> tuple[bool, 
     return use_gpu, replicas
 
 
-def _describe(ray: Any, spec: RunnerSpec, labels: list[str], use_gpu: bool) -> SimpleNamespace:
+def _describe(ray: Any, spec: ModelSpec, labels: list[str], use_gpu: bool) -> SimpleNamespace:
     """What the run's sidecar says about the model, asked of a worker placed like a replica (the
     driver may have no GPU, or not the backend). It also warms a shared label cache."""
     task = ray.remote(_describe_task).options(num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=1)
@@ -224,7 +186,7 @@ def _describe(ray: Any, spec: RunnerSpec, labels: list[str], use_gpu: bool) -> S
     return SimpleNamespace(**info)
 
 
-def _describe_task(spec: RunnerSpec, labels: list[str]) -> dict[str, Any]:
+def _describe_task(spec: ModelSpec, labels: list[str]) -> dict[str, Any]:
     with spec.open() as runner:
         before = getattr(runner, "text_runs", None)
         start = time.perf_counter()
@@ -331,23 +293,19 @@ class _ShardScorer:
         return out
 
     def _score(self, row: dict[str, Any]) -> dict[str, Any]:
-        timings = {"decode_s": row.get("decode_s") or 0.0, "infer_s": 0.0}
-        records = []
-        n_labels = len(self.labels)
+        timings: dict[str, float] = {}
+        # The local engine's scorer (infer, then the near-tie rechecks); batches come from _batches,
+        # so a GPU replica scores what the decode tasks shipped and never decodes on the device.
+        scorer = BatchScorer(self.runner, self.labels, self.rule, self.batch, self.threads, self.decoding, timings,
+                             device_decode=False)
+        records = [r for done, final in scorer.score(self._batches(row)) for r in self._records(done, final)]
         mark = time.perf_counter()
-        with Rechecker(self.runner, self.labels, self.rule, self.decoding, self.threads) as rechecker:
-            for item in self._batches(row):
-                now = time.perf_counter()
-                timings["decode_s"] += now - mark  # waiting for decoded images (CPU replicas only)
-                scores = self.runner.infer(item.images, self.labels) if item.paths else np.zeros((0, n_labels), np.float32)  # [b, N]
-                finals = rechecker.push(item, scores)
-                records.extend(r for done, final in finals for r in self._records(done, final))
-                mark = time.perf_counter()
-                timings["infer_s"] += mark - now  # rechecks included
-            records.extend(r for done, final in rechecker.finish() for r in self._records(done, final))
         shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row.get("kind", "files"))
         entry = write_shard(self.out_dir, shard, records, self.suffix)
-        return {**entry, **timings, "rechecked": rechecker.rechecked, "write_s": time.perf_counter() - mark}
+        decode_s = (row.get("decode_s") or 0.0) + timings.get("decode_wait_s", 0.0)  # waiting: CPU replicas only
+        infer_s = timings.get("infer_s", 0.0) + timings.get("recheck_s", 0.0)  # rechecks included
+        return {**entry, "decode_s": decode_s, "infer_s": infer_s, "rechecked": scorer.rechecked,
+                "write_s": time.perf_counter() - mark}
 
     def _records(self, batch: Batch, scores: np.ndarray) -> list:
         return with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta)
@@ -358,12 +316,14 @@ class _ShardScorer:
             (path,) = json.loads(row["paths"])
             members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading.keep_meta,
                                      self.reading.image_column)
-            yield from iter_batches(members, self.runner.preprocess, self.batch, self.threads, self.decoding)
-            return
+            return iter_batches(members, self.runner.preprocess, self.batch, self.threads, self.decoding)
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
-            yield from iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,
-                                    self.decoding)
-            return
+            return iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,
+                                self.decoding)
+        return self._shipped(row)
+
+    def _shipped(self, row: dict[str, Any]) -> Iterator[Batch]:
+        """The batches of a shard decoded by a decode task (GPU replicas)."""
         size = self.runner.preprocess.image_size
         ok, failures = json.loads(row["ok"]), json.loads(row["failures"])
         reduced = np.array(json.loads(row["reduced"]), dtype=bool)  # [n]

@@ -26,9 +26,8 @@ import numpy as np
 
 from sigrl.config import PreprocessConfig
 from sigrl.decode import DecodeError, DecodeOptions, _open_file, decode_noting_scale
-from sigrl.errors import SigrlError
-from sigrl.tagging.member import Member
-from sigrl.tagging.pipeline import Batch, Input, chunks, decode_or_reason, read_ahead
+from sigrl.tagging.inputs.member import Member
+from sigrl.tagging.scoring.pipeline import Batch, Input, check_batching, chunks, decode_or_reason, make_batch, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +100,8 @@ def iter_device_batches(
     """Batches of `paths` in order, images on `device`; every input appears once, as an image or a
     failure. `device` is "cuda" in use; the tests pass "cpu" (torchvision's CPU decoder).
     `stats["decoded"]`, when given, counts the images decoded on the device so far."""
-    if batch_size < 1:
-        raise SigrlError(f"batch size must be >= 1, got {batch_size}")
-    if workers < 1:
-        raise SigrlError(f"the device pipeline needs >= 1 reading thread, got {workers}")
-    if queue_depth < 1:
-        raise SigrlError(f"queue depth must be >= 1, got {queue_depth}")
+    check_batching(batch_size, queue_depth,
+                   f"the device pipeline needs >= 1 reading thread, got {workers}" if workers < 1 else None)
     return _batches(iter(paths), preprocess, device, batch_size, workers, decoding, queue_depth,
                     {} if stats is None else stats)
 
@@ -178,15 +173,5 @@ def _device_stage(item: _Pending, decoder: Any, pool: ThreadPoolExecutor, prepro
 
 
 def _assemble(sources: list[Path | Member], reads: list[_Read], ok: list[int], images: Any) -> Batch:
-    failures = [(_record_path(sources[i]), r.reason) for i, r in enumerate(reads) if r.reason is not None]
-    reduced = np.array([reads[i].reduced for i in ok], dtype=bool)
-    members = [p for p in sources if isinstance(p, Member)]
-    if not members:
-        return Batch(paths=[sources[i] for i in ok], images=images, failures=failures, reduced=reduced)
-    meta = {m.path: m.meta for m in members if m.meta is not None}
-    return Batch(paths=[_record_path(sources[i]) for i in ok], images=images, failures=failures, reduced=reduced,
-                 sources=[sources[i] for i in ok], meta=meta)
-
-
-def _record_path(source: Path | Member) -> Path | str:
-    return source.path if isinstance(source, Member) else source
+    failures = [(i, r.reason) for i, r in enumerate(reads) if r.reason is not None]
+    return make_batch(sources, ok, failures, images, np.array([reads[i].reduced for i in ok], dtype=bool))

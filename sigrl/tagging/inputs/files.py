@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sigrl.errors import SigrlError
+from sigrl.tagging.records import path_key
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ class Discovery:
 def is_image_name(name: str) -> bool:
     """True when the file name has one of the accepted image extensions (any letter case)."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def path_key(path: str | os.PathLike[str]) -> str:
-    """The identity used to remove duplicates and to match resumed records: absolute, normalised,
-    symlinks not resolved (two links to one file are two names a user chose)."""
-    return os.path.normpath(os.path.abspath(os.fspath(path)))
 
 
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> Discovery:

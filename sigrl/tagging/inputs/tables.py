@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.member import Member
+from sigrl.optional import require
+from sigrl.tagging.inputs.member import Member
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,7 @@ PREFERRED_COLUMNS = ("image", "img")
 
 
 def require_pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet  # noqa: F401
-    except ImportError:
-        raise SigrlError(INSTALL_HINT) from None
-    return pyarrow
+    return require("pyarrow", INSTALL_HINT, "parquet")
 
 
 def row_path(file: str, row: int) -> str:

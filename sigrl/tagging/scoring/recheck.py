@@ -24,9 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sigrl.tagging.decisions import DecisionRule, near_ties
 from sigrl.decode import DecodeOptions
-from sigrl.tagging.pipeline import Batch, decode_or_reason
+from sigrl.tagging.decisions.rule import DecisionRule, near_ties
+from sigrl.tagging.scoring.pipeline import Batch, decode_or_reason
 
 log = logging.getLogger(__name__)
 

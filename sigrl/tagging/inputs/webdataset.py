@@ -28,8 +28,8 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterator
 
-from sigrl.tagging.member import Member
-from sigrl.tagging.sources import IMAGE_EXTENSIONS
+from sigrl.tagging.inputs.files import IMAGE_EXTENSIONS
+from sigrl.tagging.inputs.member import Member
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from sigrl.decode import DecodeOptions
-from sigrl.tagging.decisions import DecisionRule
-from sigrl.tagging.pipeline import Batch, Input, iter_batches
-from sigrl.tagging.recheck import Rechecker
+from sigrl.tagging.decisions.rule import DecisionRule
+from sigrl.tagging.scoring.pipeline import Batch, Input, iter_batches
+from sigrl.tagging.scoring.recheck import Rechecker
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class BatchScorer:
 
     def _batches(self, inputs: Iterable[Input]) -> Iterator[Batch]:
         if self.device_decode:
-            from sigrl.tagging.device_pipeline import iter_device_batches
+            from sigrl.tagging.scoring.device_pipeline import iter_device_batches
 
             return iter_device_batches(inputs, self.runner.preprocess, self.runner.device, batch_size=self.batch_size,
                                        workers=max(1, self.workers), decoding=self.decoding, stats=self._device_stats)
@@ -50,7 +50,10 @@ class BatchScorer:
                             decoding=self.decoding)
 
     def __call__(self, inputs: Iterable[Input]) -> Iterator[tuple[Batch, np.ndarray]]:
-        batches = self._batches(inputs)
+        yield from self.score(self._batches(inputs))  # a generator: nothing starts before the first next()
+
+    def score(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, np.ndarray]]:
+        """(batch, final scores [b, N]) for batches decoded already (the Ray engine ships them)."""
         clock = Clock(self.timings)
         n_labels = len(self.labels)
         try:
@@ -74,7 +77,7 @@ class BatchScorer:
 
 
 def uses_device_decode(runner: Any, decoding: DecodeOptions, wanted: bool | None = None) -> bool:
-    """Whether JPEGs are decoded on the runner's device (sigrl.tagging.device_pipeline).
+    """Whether JPEGs are decoded on the runner's device (sigrl.tagging.scoring.device_pipeline).
 
     `wanted` None: when the runner is on CUDA, takes device tensors, and decoding.gpu_decode
     allows it. `--decode exact` always keeps the CPU decoder (pixel-identical to PIL + torchvision).

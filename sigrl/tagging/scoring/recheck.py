@@ -6,10 +6,10 @@ its threshold, are closer than that. So the images that were decoded at reduced 
 decisions are that close (decisions.near_ties) are decoded again in full and scored again. Every
 other image keeps its reduced-scale scores, whose tags are then those of a full decode.
 
-The margins are measured, not derived. On the benchmark's 200 12 MP photos (bench/tagging.py),
+The margins are measured, not derived. On the benchmark's 200 12 MP photos (scripts/bench/tagging.py),
 reduced-scale decoding moved a score by at most 0.0043 with the random-init ViT-B/32 and 0.0012
 with the embedded world model. It moved the difference between two of an image's k+1 best labels
-by at most 0.0017 and 0.0011. On a second set of 200 photos (bench/tagging.py --photo-seed 1000),
+by at most 0.0017 and 0.0011. On a second set of 200 photos (scripts/bench/tagging.py --photo-seed 1000),
 "checked" gave the tags of a full decode on every photo with both models. A model much more
 sensitive to small pixel changes would need wider margins; `--decode exact` needs none.
 """

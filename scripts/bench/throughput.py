@@ -7,7 +7,7 @@ and top-5 agreement. Results go to bench/results/<machine-id>/throughput.json an
 CPU, core count, load average and library versions (these machines are shared: compare the rows
 of one run, not numbers across runs).
 
-    python -m sigrl.bench.throughput --model sigrl-vit-b32 --labels 81 --batches 1,8
+    python scripts/bench/throughput.py --model sigrl-vit-b32 --labels 81 --batches 1,8
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from sigrl.environment import portable
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def export_dir(model: Any, out: Path, model_hash: str) -> Path:

@@ -7,7 +7,7 @@ runs (inputs and weights already allocated). Results go to bench/results/<machin
 head.md, with the load average seen during the run (these machines are shared: compare rows of one
 run, not runs).
 
-    python -m sigrl.bench.head            # or: python bench/head.py
+    python scripts/bench/head.py            
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 D, P = 512, 196
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 # Unchunked cases whose [B, P, N, D] tensors would need more than this are skipped, not run.
 UNCHUNKED_LIMIT_GB = 8.0
 

@@ -6,7 +6,7 @@ Every variant runs the real command in a subprocess. Images/s is the job's, from
 (model hash, label side, decoding, inference and writing; not process start or model load); the
 metadata's timings say how much of it was inference and how long the job waited for decoding.
 
-    python -m sigrl.bench.gpu_tag --out bench/results/<machine-id>
+    python scripts/bench/gpu_tag.py --out bench/results/<machine-id>
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sigrl.bench.tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, make_photos, photo_sources
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
+from tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, make_photos, photo_sources
 from sigrl.environment import portable
 
 

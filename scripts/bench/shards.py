@@ -1,8 +1,8 @@
 """Tags/s from WebDataset tar shards against the same images as loose files (local engine).
 
-    python bench/shards.py [--images 300] [--shards 3] [--rounds 3] [--model MODEL]
+    python scripts/bench/shards.py [--images 300] [--shards 3] [--rounds 3] [--model MODEL]
 
-The same JPEGs (640x480, made from the sample photographs bench/tagging.py uses) are tagged by
+The same JPEGs (640x480, made from the sample photographs scripts/bench/tagging.py uses) are tagged by
 `sigrl tag` in a subprocess, once as a folder of files and once as tar shards holding the same
 bytes, alternating, `--rounds` times each; the table gives the median of each. "job" is the run's
 own wall time from its metadata sidecar (process start-up excluded), "process" the whole command.
@@ -22,11 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from sigrl.bench.tagging import machine, make_photos, photo_sources
-except ImportError:  # run as a script from the repository
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.tagging import machine, make_photos, photo_sources
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
+from tagging import machine, make_photos, photo_sources  # noqa: E402
 
 LABELS = ["person", "cat", "dog", "rocket", "coffee cup", "flower", "building", "car", "sky", "tree"]
 
@@ -101,7 +98,7 @@ def main() -> None:
     report = {"machine": {**host, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}, "images": args.images,
               "shards": args.shards, "shard_bytes": shard_bytes, "model": os.path.basename(model), "rounds": args.rounds,
               "identical_tags": same, "rows": rows}
-    out = args.out or Path(__file__).resolve().parent / "results" / host["id"]
+    out = args.out or Path(__file__).resolve().parents[2] / "bench" / "results" / host["id"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "shards.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "shards.md").write_text(to_markdown(report))
@@ -114,7 +111,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"# sigrl tag: tar shards against loose files ({report['images']} JPEGs, 640x480)",
         "",
-        f"`python bench/shards.py --images {report['images']} --shards {report['shards']} --rounds {report['rounds']}`; "
+        f"`python scripts/bench/shards.py --images {report['images']} --shards {report['shards']} --rounds {report['rounds']}`; "
         f"model {report['model']} ({backend['backend']} {backend['precision']}), local engine, default options; "
         f"median of {report['rounds']} alternating runs each.",
         "",

@@ -5,15 +5,15 @@ constant) with the PyTorch runner and with the exported text graph on ONNX Runti
 off. Image side: ms/image and peak memory of scoring against those N labels with the chunked
 head: the model's own head (PyTorch, `head.label_chunk`), the exported image graph (ONNX Runtime,
 whole-N head, batch bounded by the runner), and the SVFR head alone at ViT-B/16 dimensions
-(D = 512, P = 196, chunk 32), as bench/head.py measures it.
+(D = 512, P = 196, chunk 32), as scripts/bench/head.py measures it.
 
 Each case runs in a fresh subprocess; its memory is the peak resident size while the measured call
 runs minus the resident size just before (sampled, bench.timing.PeakRss). Results go to
 bench/results/<machine-id>/labels.json and labels.md (or --out), with the load average seen (these
 machines are shared: compare rows of one run, not runs).
 
-    python bench/labels.py                        # embedded default model, N = 1000,5000,10000
-    python bench/labels.py --labels 1000 --skip-vitb
+    python scripts/bench/labels.py                        # embedded default model, N = 1000,5000,10000
+    python scripts/bench/labels.py --labels 1000 --skip-vitb
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sigrl.environment import portable
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 IMAGE_REPEATS = 2
 VITB_BATCH = 1
 
@@ -82,7 +82,7 @@ def image_case(backend: str, n: int, model: str, export: str | None, batch: int)
 
 
 def vitb_case(n: int) -> dict:
-    from sigrl.bench.head import run_case
+    from head import run_case
 
     row = run_case(n, VITB_BATCH, 32, 1)
     return {"ms_per_image": row["seconds_per_image"] * 1e3, "peak_bytes": row["peak_head_bytes"], "batch": VITB_BATCH}
@@ -203,7 +203,7 @@ def render(report: dict) -> str:
         f"# Large label sets: {model['name']} ({model['note']})",
         "",
         f"{m['cpu']}, {m['cores']} cores (shared machine), load average {m['loadavg_start'][0]:.1f} at the start, "
-        f"{m['loadavg_end'][0]:.1f} at the end. Made by `python bench/labels.py`; each case in a fresh process, "
+        f"{m['loadavg_end'][0]:.1f} at the end. Made by `python scripts/bench/labels.py`; each case in a fresh process, "
         "memory = peak resident size during the measured call minus the size just before it.",
         *([f"Re-measured in a later run (`--only`, the load average above is that run's): "
            f"{', '.join(report['remeasured'])}."] if report.get("remeasured") else []),

@@ -3,7 +3,7 @@
 # minutes: install what is missing from carried wheels, record the GPU, run the tests that use CUDA,
 # the bench's torch rows on the GPU, and `sigrl tag` throughput on the GPU at fp32/fp16/bf16.
 #
-#   OUT=/some/folder bash bench/gpu_check.sh
+#   OUT=/some/folder bash scripts/bench/gpu_check.sh
 #
 # Wheels: pure-Python packages missing there (open_clip_torch and what it needs) go in .whl/ at the
 # repository root; sigrl itself is installed editable with no dependencies and no network. Fetch them
@@ -24,11 +24,11 @@
 # where it already imports), GPU_CHECK_BENCH_ARGS / GPU_CHECK_TAG_ARGS / GPU_CHECK_CPUTAG_ARGS /
 # GPU_CHECK_DECODE_ARGS (replace the default arguments).
 #
-# cputag runs `bench/tagging.py --only photos-12mp` on the machine's CPU cores (limit 300 s, not yet
+# cputag runs `scripts/bench/tagging.py --only photos-12mp` on the machine's CPU cores (limit 300 s, not yet
 # run there; the GPU is not used): `sigrl tag` against the naive loop on 12 MP photos where the decode
 # pool has more than 2 cores. Run it alone: GPU_CHECK_STEPS="install env cputag".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 export OUT=${OUT:-/tmp/gpu_check_out}
 export PY=${PYTHON:-python3}
@@ -118,22 +118,22 @@ step_bench() {
 
 step_tag() {
     # shellcheck disable=SC2086
-    "$PY" -P -m sigrl.bench.gpu_tag --out "$RESULTS" --work "$WORK/gpu_tag" \
+    "$PY" -P scripts/bench/gpu_tag.py --out "$RESULTS" --work "$WORK/gpu_tag" \
         ${GPU_CHECK_TAG_ARGS:---timeout 60}
 }
 step_cputag() {
-    # Not a GPU step: bench/tagging.py's 12 MP case on this machine's CPU cores (the GPU unused), where
+    # Not a GPU step: scripts/bench/tagging.py's 12 MP case on this machine's CPU cores (the GPU unused), where
     # sigrl's decode pool has many cores and the naive loop still decodes on one thread.
     # shellcheck disable=SC2086
-    "$PY" -P bench/tagging.py --out "$RESULTS" --work "$WORK/tagging" \
+    "$PY" -P scripts/bench/tagging.py --out "$RESULTS" --work "$WORK/tagging" \
         ${GPU_CHECK_CPUTAG_ARGS:---only photos-12mp --photos-12mp 200}
 }
 step_gpudecode() {
     # Issue 16: GPU decoding against CPU decoding, model-only against end to end (about 6 minutes on an
     # H200; most of it makes the 22,000 JPEGs, kept in $WORK between runs). Run it alone:
-    #   GPU_CHECK_STEPS="install env gpudecode" GPU_CHECK_BUDGET_S=560 bash bench/gpu_check.sh
+    #   GPU_CHECK_STEPS="install env gpudecode" GPU_CHECK_BUDGET_S=560 bash scripts/bench/gpu_check.sh
     # shellcheck disable=SC2086
-    "$PY" -P -m sigrl.bench.gpu_decode --out "$RESULTS" --work "$WORK/gpu_decode" ${GPU_CHECK_DECODE_ARGS:-}
+    "$PY" -P scripts/bench/gpu_decode.py --out "$RESULTS" --work "$WORK/gpu_decode" ${GPU_CHECK_DECODE_ARGS:-}
 }
 export -f step_install step_env step_tests step_bench step_tag step_cputag step_gpudecode
 

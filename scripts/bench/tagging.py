@@ -15,7 +15,7 @@ model's preprocessing as torchvision transforms, batches of 32, PyTorch fp32 for
 side by side. Reported per case: images/s of both (sigrl's over its job and over the whole process),
 the ratio, tag-set agreement, and where the time went (decode vs inference).
 
-    python -m sigrl.bench.tagging                 # or: python bench/tagging.py
+    python scripts/bench/tagging.py                 
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from sigrl.environment import portable
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 PHOTO_MODEL = "sigrl-vit-b32"  # random init: realistic inference cost; tags are not meaningful
 PHOTO_LABELS = [
     "person", "cat", "dog", "coffee cup", "rocket", "motorcycle", "flower", "building", "sky", "tree",

@@ -1,7 +1,7 @@
 """Throughput of `sigrl tag --engine ray` with 1 vs 2 model replicas on this machine, and what that
 implies for a GPU cluster (an estimate, labelled as such).
 
-    python -m sigrl.bench.ray_scaling --model sigrl-vit-b32 --images 160 --shard-size 16
+    python scripts/bench/ray_scaling.py --model sigrl-vit-b32 --images 160 --shard-size 16
 
 Generates JPEG photos (640x480) in a temporary folder, starts a local Ray instance with as many CPUs
 as this machine has, and tags them once per replica count. Reported per run: wall time (Ray start
@@ -173,7 +173,7 @@ def main() -> None:
     result = _run(args)
     from sigrl.machine import machine_id
 
-    write_report(result, args.out or Path(__file__).resolve().parent / "results" / machine_id())
+    write_report(result, args.out or Path(__file__).resolve().parents[2] / "bench" / "results" / machine_id())
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@
 # bench/results/amd-epyc-16c-nvidia-h100-80gb-hbm3/, and its JSON names the card and driver.
 #
 #   pip install -e ".[onnx,trt,bench]"      # onnxruntime-gpu, tensorrt<11, matplotlib
-#   bash bench/gpu.sh                        # then commit bench/results/<machine-id>/
+#   bash scripts/bench/gpu.sh                        # then commit bench/results/<machine-id>/
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python - <<'PY'
 import torch

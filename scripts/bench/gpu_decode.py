@@ -2,8 +2,8 @@
 
 One script, one call, about 6 minutes on an H200 with 16 cores (most of it making the JPEGs):
 
-    python -m sigrl.bench.gpu_decode                 # writes bench/results/<machine-id>/gpu_decode.{json,md}
-    python -m sigrl.bench.gpu_decode --small --out DIR   # a few small images on the CPU (what the test runs)
+    python scripts/bench/gpu_decode.py                 # writes bench/results/<machine-id>/gpu_decode.{json,md}
+    python scripts/bench/gpu_decode.py --small --out DIR   # a few small images on the CPU (what the test runs)
 
 Two photo sets are made locally: >= 20,000 JPEGs of 640x480 and >= 2,000 of 12 MP (4000x3000),
 jittered crops of the sample photographs installed packages ship (procedural pictures where none
@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from sigrl.bench.tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, photo_sources, sigrl_tags
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
+from tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, photo_sources, sigrl_tags
 from sigrl.environment import portable
 
 FULL = {"vga": (20_000, (640, 480)), "12mp": (2_000, (4000, 3000))}
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     batch = args.batch_size or (8 if args.small else 256)
     seconds = args.model_seconds if args.model_seconds is not None else (0.5 if args.small else 10.0)
     counts = {"vga": args.vga if args.vga is not None else sets["vga"][0], "12mp": args.big if args.big is not None else sets["12mp"][0]}
-    out_dir = args.out or Path(__file__).resolve().parent / "results" / machine_id()
+    out_dir = args.out or Path(__file__).resolve().parents[2] / "bench" / "results" / machine_id()
     work = args.work / ("small" if args.small else "full")
     work.mkdir(parents=True, exist_ok=True)
     labels = work / "labels.txt"

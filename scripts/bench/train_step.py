@@ -3,7 +3,7 @@ the end-to-end step every head update cost before the head-only phase existed, a
 on cached backbone features, eager and under torch.compile. The three run side by side in one
 process, so their ratios hold on a shared machine even when the absolute figures drift.
 
-    python bench/train_step.py [--batch 32] [--steps 20]
+    python scripts/bench/train_step.py [--batch 32] [--steps 20]
 
 Results: bench/results/<machine-id>/train_step-<precision>.{json,md}.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def _model():
@@ -90,7 +90,7 @@ def main() -> None:
     lines = [f"# Training steps per second ({report['machine']['cpu']}, {torch.get_num_threads()} threads, "
              f"load {load:.1f} -> {os.getloadavg()[0]:.1f})", "",
              f"clip-world-tiny + SigRL head, batch {args.batch}, {args.labels} labels, {args.precision}, "
-             f"`python bench/train_step.py --batch {args.batch} --steps {args.steps} --precision {args.precision}`.", "",
+             f"`python scripts/bench/train_step.py --batch {args.batch} --steps {args.steps} --precision {args.precision}`.", "",
              "| step | steps/s | vs end-to-end |", "|---|---:|---:|"]
     lines += [f"| {name} | {rate:.2f} | {rate / base:.1f}x |" for name, rate in rates.items()]
     out = args.out or RESULTS / machine_id()

@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
-from tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, photo_sources, sigrl_tags
+from photos import PHOTO_LABELS, PHOTO_MODEL, photo_sources  # noqa: E402
+from tagging import TOPK, sigrl_tags  # noqa: E402
 from sigrl.environment import portable
 
 FULL = {"vga": (20_000, (640, 480)), "12mp": (2_000, (4000, 3000))}

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
-from tagging import PHOTO_LABELS, PHOTO_MODEL, TOPK, make_photos, photo_sources
+from photos import PHOTO_LABELS, PHOTO_MODEL, make_photos, photo_sources  # noqa: E402
+from tagging import TOPK  # noqa: E402
 from sigrl.environment import portable
 
 

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also under `python -P`
-from tagging import machine, make_photos, photo_sources  # noqa: E402
+from photos import make_photos, photo_sources  # noqa: E402
+from tagging import machine  # noqa: E402
 
 LABELS = ["person", "cat", "dog", "rocket", "coffee cup", "flower", "building", "car", "sky", "tree"]
 

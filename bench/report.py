@@ -177,7 +177,7 @@ def plot(result: dict[str, Any], path: Path) -> bool:
 def default_out_dir(quick: bool, machine: str, reference: bool = False) -> Path:
     """Where a run writes without --out: sigrl-bench/<machine-id>/ (sigrl-bench-quick/ with --quick),
     in the working directory. The committed reference results, bench/results/<machine-id>/, are
-    written only when asked for with `reference` (--reference: bench/gpu.sh); a quick run's small
+    written only when asked for with `reference` (--reference: scripts/bench/gpu.sh); a quick run's small
     numbers never go there."""
     if reference:
         return Path("bench/results") / machine

@@ -65,7 +65,7 @@ class Workspace:
 
 
 def _decode_all(paths: Sequence[Path], preprocess) -> np.ndarray:
-    from sigrl.tagging.pipeline import iter_batches
+    from sigrl.tagging.scoring.pipeline import iter_batches
 
     parts, failed = [], []
     for batch in iter_batches(paths, preprocess, batch_size=64, workers=2):

@@ -56,7 +56,7 @@ def _throughput(run, batch_sizes: list[int], repeats: Repeats) -> dict[str, Any]
 
 
 def run_row(job: dict) -> dict[str, Any]:
-    from sigrl.tagging.pipeline import iter_batches
+    from sigrl.tagging.scoring.pipeline import iter_batches
 
     images = np.load(job["images"])  # [n, S, S, 3]
     labels = job["labels"]
@@ -162,7 +162,7 @@ def run_job(job: dict) -> dict[str, Any]:
 
 def _threads() -> dict[str, int]:
     """Intra-op threads the backends use: on a loaded machine this decides PyTorch's speed."""
-    from sigrl.environment import usable_cores
+    from sigrl.machine import usable_cores
 
     torch = sys.modules.get("torch")
     out = {"usable_cores": usable_cores()}

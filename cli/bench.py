@@ -44,7 +44,7 @@ def bench(
     """Measure every backend x precision on the same model and data; write JSON, CSV, Markdown and a plot."""
     from sigrl.bench.report import PLOT_HINT, below_floor, default_out_dir, write_reports
     from sigrl.bench.run import BenchConfig, run_bench
-    from sigrl.environment import machine_id
+    from sigrl.machine import machine_id
 
     if reference and (quick or out is not None):
         raise SigrlError("--reference writes the committed bench/results/<machine-id>/: it takes a full run "

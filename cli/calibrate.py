@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -25,19 +26,17 @@ def calibrate(
 ) -> None:
     """Fit one threshold per label (best F1 on DATA) for use with `sigrl tag --threshold-file`."""
     from sigrl.data.manifest import load_manifest
-    from sigrl.runtime import LabelCache, open_runner
     from sigrl.tagging.calibrate import calibrate as fit, default_thresholds_path, write_calibration
-    from sigrl.tagging.job import apply_prompt, resolve_model
-    from sigrl.tagging.sidecar import label_hash
-    from sigrl.tagging.labels import read_labels
+    from sigrl.tagging.decisions.labels import read_labels
+    from sigrl.tagging.runs.sidecar import label_hash
+    from sigrl.tagging.spec import ModelSpec, resolve_model
 
     target = resolve_model(model)
     path = out or default_thresholds_path(target)
     manifest = load_manifest(data, require_images=True)
     names = read_labels(labels) if labels is not None else list(manifest.labels)
-    cache = LabelCache(label_cache) if label_cache is not None else LabelCache()
-    with open_runner(target, backend=backend, device=device, precision=precision, label_cache=cache, shared_cpu=True) as runner:
-        apply_prompt(runner, prompt)
+    spec = ModelSpec(target, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
+    with spec.open(shared_cpu=True) as runner:
         typer.echo(f"backend: {runner.backend} ({runner.device}, {runner.precision}): {runner.reason}", err=True)
         result = fit(runner, manifest, names, batch_size=batch_size, workers=workers)
         about = {

@@ -16,7 +16,7 @@ def merge(
     partial: bool = typer.Option(False, "--partial", help="Merge the finished shards even if some are not done yet."),
 ) -> None:
     """Join every shard of FOLDER, in shard order, into one file; its run metadata goes to OUT.meta.json."""
-    from sigrl.tagging.shards import merge_shards
+    from sigrl.tagging.outputs.merge import merge_shards
 
     summary = merge_shards(folder, out, overwrite=overwrite, allow_partial=partial)
     typer.echo(f"{summary.records} records ({summary.errors} errors) from {summary.shards} shards -> {summary.output}")

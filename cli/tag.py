@@ -51,7 +51,7 @@ def tag(
     Without --threshold, --threshold-file or --topk, the model's calibrated thresholds are used when
     `sigrl calibrate` stored some for this exact label set, else the 5 best-scoring labels.
     """
-    from sigrl.tagging.inputs import plan_inputs
+    from sigrl.tagging.inputs.plan import plan_inputs
     from sigrl.tagging.spec import build_job
 
     job = build_job(
@@ -64,7 +64,7 @@ def tag(
     bar = _Bar() if (sys.stderr.isatty() if progress is None else progress) else None
     echo = None if progress is False else (lambda message: typer.echo(message, err=True))
     if job.engine.kind == "ray":
-        from sigrl.tagging.ray_engine import require_ray, run_job_ray
+        from sigrl.tagging.engines.ray_engine import require_ray, run_job_ray
 
         require_ray()
     plan = plan_inputs(job.inputs, job.reading.image_column)  # input mistakes surface before the model loads

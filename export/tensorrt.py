@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 
 from sigrl.errors import SigrlError
 from sigrl.export.formats import Step
+from sigrl.optional import require
 from sigrl.export.manifest import write_json
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,7 @@ _FP32_LAYER_TYPES = ("NORMALIZATION", "SOFTMAX", "REDUCE")
 
 
 def tensorrt_module() -> Any:
-    try:
-        import tensorrt
-    except ImportError:
-        raise SigrlError(INSTALL_HINT) from None
-    return tensorrt
+    return require("tensorrt", INSTALL_HINT)
 
 
 def cache_dir() -> Path:

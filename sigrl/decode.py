@@ -69,7 +69,7 @@ class DecodeOptions:
     runs that must reproduce such a pipeline's tags (on 12 MP photos most of its cost is PIL's
     antialiased resize of the full image, not the decode).
     mode "checked" decodes like "fast", then decodes in full and scores again the images whose
-    tags hinge on a near-tie (sigrl.tagging.recheck): the tags of "exact" for a fraction of its
+    tags hinge on a near-tie (sigrl.tagging.scoring.recheck): the tags of "exact" for a fraction of its
     cost. Only a run with a decision rule can check; elsewhere it decodes like "fast".
     """
 
@@ -101,7 +101,7 @@ class DecodeOptions:
 
     @property
     def checked(self) -> bool:
-        """True when near-tied images are decoded again in full (see sigrl.tagging.recheck)."""
+        """True when near-tied images are decoded again in full (see sigrl.tagging.scoring.recheck)."""
         return self.mode == "checked"
 
     def in_full(self) -> "DecodeOptions":

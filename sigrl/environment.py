@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import sigrl
+from sigrl.machine import cpu_model
 
 # import name -> (distribution name, how to get it)
 _OPTIONAL = {
@@ -93,43 +94,6 @@ def _backend_detail(backend: str, devices: tuple[str, ...]) -> str:
 
         return "providers: " + ", ".join(onnxruntime.get_available_providers())
     return "TensorRT with a CUDA device"
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_id() -> str:
-    """A stable, readable name for this kind of machine, for results folders: cpu-slug + cores (+ GPU)."""
-    import re
-
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
-    slug = re.sub(r"-(processor|cpu)\b.*$", "", slug)[:40].strip("-")
-    name = f"{slug}-{os.cpu_count()}c"
-    try:
-        import sys
-
-        torch = sys.modules.get("torch")  # only if already loaded: this must stay cheap
-        if torch is not None and torch.cuda.is_available():
-            gpu = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
-            name += f"-{gpu}"
-    except Exception:
-        pass
-    return name
 
 
 def describe_environment() -> dict[str, Any]:

@@ -21,8 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sigrl.environment import usable_cores
+from sigrl.machine import usable_cores
 from sigrl.errors import SigrlError
+from sigrl.optional import require
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
 from sigrl.runtime.manifest import ExportManifest, read_manifest
@@ -36,11 +37,7 @@ INSTALL_HINT = "pip install 'sigrl[onnx]' (onnxruntime-gpu; plain onnxruntime al
 
 
 def import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise SigrlError(f"the onnx backend needs onnxruntime ({err}); install it with: {INSTALL_HINT}") from None
-    return onnxruntime
+    return require("onnxruntime", "the onnx backend needs onnxruntime ({err}); install it with: " + INSTALL_HINT)
 
 
 def session_options(ort: Any, threads: int | None = None, shared_cpu: bool = False) -> Any:

@@ -7,7 +7,7 @@ The buffer is reused for every batch (pinning is slow: allocate once) and grown 
 batch comes; before it is overwritten, the copy out of it is waited for (a CUDA event).
 
 Used by the torch runner on CUDA for uint8 batches decoded on the CPU; batches decoded on the GPU
-(sigrl.tagging.device_pipeline) are on the device already and never come here.
+(sigrl.tagging.scoring.device_pipeline) are on the device already and never come here.
 """
 
 from __future__ import annotations

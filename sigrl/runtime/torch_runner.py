@@ -130,7 +130,7 @@ class TorchRunner(Runner):
             self._on_device = (side, embeddings, context)
         return self._on_device[1], self._on_device[2]
 
-    # Batches may come as uint8 tensors already on the device (sigrl.tagging.device_pipeline).
+    # Batches may come as uint8 tensors already on the device (sigrl.tagging.scoring.device_pipeline).
     accepts_device_tensors = True
 
     def _check_images(self, images: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from sigrl.errors import SigrlError
+from sigrl.optional import require
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
 from sigrl.runtime.manifest import ExportManifest, is_export_dir, read_manifest
@@ -33,11 +34,7 @@ OUTPUT = "scores"
 
 
 def import_tensorrt() -> Any:
-    try:
-        import tensorrt
-    except ImportError as err:
-        raise SigrlError(f"the trt backend needs TensorRT ({err}); install it with: {INSTALL_HINT}") from None
-    return tensorrt
+    return require("tensorrt", "the trt backend needs TensorRT ({err}); install it with: " + INSTALL_HINT)
 
 
 def _first(data: Mapping[str, Any], *keys: str) -> Any:

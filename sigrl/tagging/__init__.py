@@ -1,35 +1,32 @@
-"""Batch tagging of image collections: discovery, decoding, batching, decisions and output.
+"""Batch tagging of image collections: inputs -> scoring -> records -> outputs, run by an engine.
 
 The Python API is `Tagger` (sigrl.tagging.api): `Tagger(model=..., backend=..., labels=[...])`,
 then `.tag(inputs)` -> records, `.scores(inputs)` -> [n, N], `.run(inputs, out)` -> Summary.
 A whole run is one frozen value, `TagJob` (sigrl.tagging.spec), taken by both engines.
 
-Data flows one way: paths -> decoded uint8 -> (a runner) scores -> decisions -> records -> writer.
+Data flows one way:
 
-    inputs.plan_inputs(inputs)                    -> InputPlan(files: Discovery, containers, patterns)
-    sources.discover(inputs)                      -> Discovery(paths, problems)
-    inputs.iter_members(containers, skip)         -> Member per tar sample / Parquet row (streamed;
-                                                     webdataset.py, tables.py, braces.py)
-    labels.read_labels(path)                      -> list[str]
-    decisions.make_rule(labels, threshold, per_label, topk, scores_mode) -> DecisionRule
-    writers.open_output(out, resume, overwrite)   -> Output (skip Output.is_done(path) inputs)
-    pipeline.iter_batches(paths, preprocess, batch_size, workers, decoding, queue_depth)
-                                                  -> Batch(paths, images [b,S,S,3] uint8, failures, reduced)
-    recheck.Rechecker(runner, labels, rule, decoding, workers).push(batch, scores)
-                                                  -> [(batch, final scores)] (--decode checked)
-    records.batch_records(batch.paths, scores, rule, batch.failures) -> Output.write(...)
-    sidecar.recorded_run(out, sidecar.run_meta(...), summary, runs, started, progress)
-                                                  -> OUT.meta.json: running, then complete/interrupted/failed
+    inputs/ (paths, tar samples, table rows)      plan_inputs -> InputPlan; iter_members -> Member
+      -> scoring/ (decode, runner.infer, recheck) BatchScorer(inputs) -> (Batch, scores [b, N])
+      -> records.py (decisions/ turn scores into tags)  batch_records -> Record
+      -> outputs/ (file, Parquet, shard folder)   open_output(...).write(records); write_shard
+    runs/ keeps OUT.meta.json beside the output (what the run is, whether it may resume, counts)
 
-The whole run, as `sigrl tag` calls it (resume checks, metadata sidecar, counts, timings):
+The layers, each importing only those listed before it (tests/test_layers.py checks this):
 
-    spec.build_job(inputs, labels_file, out, ...)  -> TagJob (the CLI's options, parsed once)
-    Tagger.from_job(job).run_job(job, plan, progress) -> Summary (local engine: job.run_job)
-    ray_engine.run_job_ray(job, plan, progress, echo) -> Summary (Ray engine)
-    job.run_tagging(inputs, runner, labels, rule, out, resume, overwrite, batch_size, workers,
-                    decoding, progress)            -> Summary (run_job with the job as arguments)
-    job.choose_rule(labels, threshold, threshold_file, topk, scores_mode, model) -> (rule, source)
-    calibrate.calibrate(runner, manifest, labels)  -> Calibration (per-label F1-optimal thresholds)
+    decisions/   decision rule, thresholds (read, write, fit, the model's stored ones), label files,
+                 choose_rule; imports nothing else of sigrl.tagging
+    records.py   what a record is, how it is stored, a path's identity (path_key)
+    inputs/      planning, files and folders, tar shards, Parquet tables, brace patterns, Member
+    runs/        the metadata sidecar and its file, Summary, Progress
+    outputs/     the crash-safe writer and its codecs, Parquet, Ray shard files, merge
+    scoring/     BatchScorer, the CPU and device decode pipelines, the near-tie recheck
+    spec.py      TagJob and its parts, build_job (the CLI's options, parsed once), resolve_model
+    engines/     local.run_job and ray_engine.run_job_ray; both drive scoring.BatchScorer
+    api.py       Tagger (the local engine with the model opened once); calibrate.py: fitted thresholds
+
+inputs/ never imports outputs/ or runs/, and neither of those imports inputs/ or scoring/; scoring/
+knows the runner interface but no outputs or engines; the engines do not import each other.
 
 Nothing here imports torch: the decode path and the writers must stay cheap to import so that an
 ONNX Runtime run starts fast.

@@ -22,12 +22,13 @@ import numpy as np
 
 from sigrl.decode import DecodeOptions
 from sigrl.errors import SigrlError
-from sigrl.tagging.inputs import InputPlan
-from sigrl.tagging.member import Member
+from sigrl.tagging.engines.local import default_workers, run_job
+from sigrl.tagging.inputs.member import Member
+from sigrl.tagging.inputs.plan import InputPlan
 from sigrl.tagging.records import Record, batch_records, with_meta
-from sigrl.tagging.scoring import BatchScorer
-from sigrl.tagging.sidecar import Progress, Summary
-from sigrl.tagging.spec import DEFAULT_TOPK, ModelSpec, OutputPolicy, ReadOptions, TagJob
+from sigrl.tagging.runs.summary import Progress, Summary
+from sigrl.tagging.scoring.scorer import BatchScorer
+from sigrl.tagging.spec import ModelSpec, OutputPolicy, ReadOptions, TagJob, model_and_rule, resolve_model
 
 # An image file's path, encoded image bytes, a PIL image, or a uint8 array [H, W(, 3|4)].
 ImageInput = Union[str, "os.PathLike[str]", bytes, np.ndarray, Any]
@@ -63,14 +64,12 @@ class Tagger:
         workers: int | None = None,
         label_cache: str | os.PathLike[str] | None = None,
     ) -> None:
-        from sigrl.tagging.job import choose_rule, resolve_model
-
         labels = [str(label) for label in labels]
         if not labels:
             raise SigrlError("Tagger needs labels: Tagger(labels=['red circle', 'dog', ...])")
         target = resolve_model(None if model is None else os.fspath(model))
-        rule, source = choose_rule(labels, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
-        spec = ModelSpec(target, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt)
+        spec, rule, source = model_and_rule(labels, target, backend, device, precision, prompt, label_cache, threshold,
+                                            threshold_file, topk, scores)
         self._setup(spec, rule, source, DecodeOptions.from_options(decode, max_pixels, gpu_decode), batch_size, workers)
 
     @classmethod
@@ -82,8 +81,6 @@ class Tagger:
 
     def _setup(self, spec: ModelSpec, rule: Any, source: str, decoding: DecodeOptions, batch_size: int,
                workers: int | None) -> None:
-        from sigrl.tagging.job import default_workers
-
         if batch_size < 1:
             raise SigrlError(f"batch_size must be >= 1, got {batch_size}")
         self.spec, self.rule, self.rule_source, self.decoding = spec, rule, source, decoding
@@ -163,9 +160,7 @@ class Tagger:
         return self.run_job(job, progress=progress)
 
     def run_job(self, job: TagJob, plan: InputPlan | None = None, progress: Progress | None = None) -> Summary:
-        """Runs a TagJob made for this Tagger's model with the local engine (sigrl.tagging.job)."""
-        from sigrl.tagging.job import run_job
-
+        """Runs a TagJob made for this Tagger's model with the local engine (sigrl.tagging.engines.local)."""
         return run_job(job, self.runner, plan, progress)
 
     @property

@@ -20,14 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import fit_thresholds, read_thresholds, write_thresholds
 from sigrl.decode import DecodeOptions
-from sigrl.tagging.pipeline import iter_batches
+from sigrl.errors import SigrlError
+from sigrl.tagging.decisions.thresholds import fit_thresholds, thresholds_path_for, write_thresholds
+from sigrl.tagging.scoring.pipeline import iter_batches
 
 log = logging.getLogger(__name__)
-
-THRESHOLDS_NAME = "thresholds.tsv"
 
 
 @dataclass
@@ -43,19 +41,6 @@ class Calibration:
     def macro_f1(self) -> float:
         has = self.positives > 0
         return float(self.f1[has].mean()) if has.any() else 0.0
-
-
-def thresholds_path_for(model: str | os.PathLike[str] | None) -> Path | None:
-    """Where a model's fitted thresholds live: `<checkpoint stem>.thresholds.tsv` beside a
-    checkpoint, `thresholds.tsv` inside an export directory; None for names and specs."""
-    if model is None:
-        return None
-    path = Path(model)
-    if path.is_dir():
-        return path / THRESHOLDS_NAME
-    if path.is_file():
-        return path.with_name(path.stem + "." + THRESHOLDS_NAME)
-    return None
 
 
 def default_thresholds_path(model: str | os.PathLike[str]) -> Path:
@@ -74,22 +59,6 @@ def default_thresholds_path(model: str | os.PathLike[str]) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise SigrlError(f"{path.parent} is not writable; pass --out FILE.tsv somewhere you can write")
     return path
-
-
-def stored_thresholds(model: str | os.PathLike[str] | None, labels: Sequence[str]) -> tuple[Path, dict[str, float]] | None:
-    """The model's stored thresholds if they exist and cover exactly `labels`, else None."""
-    path = thresholds_path_for(model)
-    if path is None or not path.is_file():
-        return None
-    try:
-        values = read_thresholds(path, labels)
-    except SigrlError as err:
-        log.info("not using %s: %s", path, err)
-        return None
-    if set(values) != set(labels):
-        log.info("not using %s: fitted for another label set", path)
-        return None
-    return path, values
 
 
 def score_images(

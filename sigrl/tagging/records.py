@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence, TypedDict
 
 import numpy as np
 
-from sigrl.tagging.decisions import DecisionRule, decide
+from sigrl.tagging.decisions.rule import DecisionRule, decide
 
 
 class Tag(TypedDict):
@@ -89,6 +89,12 @@ def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]]) -> l
             if found is not None:
                 record["meta"] = dict(found)  # type: ignore[typeddict-unknown-key]
     return records
+
+
+def path_key(path: str | os.PathLike[str]) -> str:
+    """The identity used to remove duplicates and to match resumed records: absolute, normalised,
+    symlinks not resolved (two links to one file are two names a user chose)."""
+    return os.path.normpath(os.path.abspath(os.fspath(path)))
 
 
 def path_text(path: str | os.PathLike[str]) -> str:

@@ -1,8 +1,8 @@
 """What a tagging run is, as one frozen value: `TagJob`.
 
-The CLI builds it once from its options (`build_job`); the local engine (sigrl.tagging.job) and
-the Ray engine (sigrl.tagging.ray_engine) both take it; the run's metadata sidecar is written from
-it (sigrl.tagging.sidecar.run_meta) and `--resume` compares the settings that decide what a record
+The CLI builds it once from its options (`build_job`); the local engine (sigrl.tagging.engines.local) and
+the Ray engine (sigrl.tagging.engines.ray_engine) both take it; the run's metadata sidecar is written from
+it (sigrl.tagging.runs.sidecar.run_meta) and `--resume` compares the settings that decide what a record
 says (model, labels and prompt, decision rule, what is read from containers) with the sidecar's.
 
     TagJob
@@ -26,7 +26,10 @@ from typing import Any, Sequence
 
 from sigrl.decode import DecodeOptions
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import DecisionRule
+from sigrl.tagging.decisions.choose import choose_rule
+from sigrl.tagging.decisions.labels import read_labels
+from sigrl.tagging.decisions.rule import DecisionRule
+from sigrl.tagging.outputs.formats import FORMATS
 
 ENGINES = ("local", "ray")
 DEFAULT_TOPK = 5
@@ -124,9 +127,36 @@ class TagJob:
 
 
 def _output_format(path: str) -> str:
-    from sigrl.tagging.writers import FORMATS
-
     return FORMATS.get(Path(path).suffix.lower(), "")
+
+
+def resolve_model(model: str | None) -> str:
+    """The model reference to run: the one given, else the embedded default model's file."""
+    if model:
+        return model
+    try:
+        from sigrl import default_model
+    except ImportError:
+        raise SigrlError(
+            "this install has no embedded default model; pass --model with a checkpoint, an export "
+            "directory, a config name or open_clip:ARCH:TAG"
+        ) from None
+    path = Path(default_model.path())
+    if not path.exists():
+        raise SigrlError(f"the embedded default model is missing ({path}); reinstall sigrl or pass --model")
+    return os.fspath(path)
+
+
+def model_and_rule(
+    labels: Sequence[str], target: str, backend: str = "auto", device: str = "auto", precision: str | None = None,
+    prompt: str | None = None, label_cache: str | os.PathLike[str] | None = None, threshold: float | None = None,
+    threshold_file: str | os.PathLike[str] | None = None, topk: int | None = None, scores: str = "tags",
+) -> tuple[ModelSpec, DecisionRule, str]:
+    """The runner recipe and the decision rule (with where it came from) for `labels` on the model
+    `target` (from resolve_model), as `sigrl tag` and the Tagger choose them."""
+    rule, source = choose_rule(labels, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
+    cache = None if label_cache is None else os.fspath(label_cache)
+    return ModelSpec(target, backend, device, precision, cache, prompt), rule, source
 
 
 def build_job(
@@ -158,18 +188,16 @@ def build_job(
     shard_size: int = 1000,
 ) -> TagJob:
     """The job `sigrl tag` runs, from its option values (a labels file, not a list)."""
-    from sigrl.tagging.job import choose_rule, resolve_model
-    from sigrl.tagging.labels import read_labels
-
     names = read_labels(labels)
     decoding = DecodeOptions.from_options(decode, max_pixels, gpu_decode)
     target = resolve_model(model)
     engine_options = EngineOptions(engine, address, replicas, shard_size)
-    rule, source = choose_rule(names, threshold, threshold_file, topk, scores, target, DEFAULT_TOPK)
+    spec, rule, source = model_and_rule(names, target, backend, device, precision, prompt, label_cache, threshold,
+                                        threshold_file, topk, scores)
     return TagJob(
         inputs=tuple(os.fspath(p) for p in inputs),
         output=OutputPolicy(os.fspath(out), resume, overwrite),
-        model=ModelSpec(target, backend, device, precision, None if label_cache is None else os.fspath(label_cache), prompt),
+        model=spec,
         labels=tuple(names), rule=rule, rule_source=source, decoding=decoding,
         reading=ReadOptions(keep_meta, image_column), batch_size=batch_size, workers=workers, engine=engine_options,
     )

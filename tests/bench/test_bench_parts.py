@@ -165,13 +165,15 @@ def test_only_an_explicit_flag_writes_the_reference_results(tmp_path, monkeypatc
 
 def test_gpu_scripts_name_their_results_folder():
     root = Path(__file__).resolve().parents[2]
-    assert "sigrl bench --reference" in (root / "bench" / "gpu.sh").read_text()
-    assert '--out "$RESULTS"' in (root / "bench" / "gpu_check.sh").read_text()
+    assert "sigrl bench --reference" in (root / "scripts" / "bench" / "gpu.sh").read_text()
+    assert '--out "$RESULTS"' in (root / "scripts" / "bench" / "gpu_check.sh").read_text()
 
 
 def test_label_bench_table():
-    # bench/labels.py (issue 14): one row per N, seconds and MiB per backend, failures spelled out.
-    from sigrl.bench.labels import render
+    # scripts/bench/labels.py (issue 14): one row per N, seconds and MiB per backend, failures spelled out.
+    from bench_scripts import bench_script
+
+    render = bench_script("labels").render
 
     report = {
         "machine": {"cpu": "Some CPU", "cores": 2, "loadavg_start": [1.0, 1, 1], "loadavg_end": [2.0, 2, 2]},

@@ -1,4 +1,4 @@
-"""bench/gpu_decode.py in its small mode on the CPU: every measurement runs and lands in the report.
+"""scripts/bench/gpu_decode.py in its small mode on the CPU: every measurement runs and lands in the report.
 
 The figures themselves mean nothing here (a tiny model, a dozen images, a shared CPU); what is
 checked is that the script a GPU machine runs once works end to end: photo sets, model-only timing,
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
-from sigrl.bench import gpu_decode
+from bench_scripts import bench_script
+
+gpu_decode = bench_script("gpu_decode")  # scripts/bench/gpu_decode.py: a measurement script, not installed
 
 
 def test_small_mode_runs_every_measurement(tmp_path):

@@ -18,13 +18,30 @@ pytest.importorskip("ray.data", reason="Ray is installed without Ray Data (pip i
 from helpers import LABELS, MODEL, assert_same_records, by_path, make_images  # noqa: E402
 
 from sigrl.runtime import open_runner  # noqa: E402
-from sigrl.tagging.job import choose_rule, run_tagging  # noqa: E402
-from sigrl.tagging.ray_engine import CRASH_ENV, RunnerSpec, run_tagging_ray  # noqa: E402
-from sigrl.tagging.shards import merge_shards, read_manifest  # noqa: E402
-from sigrl.tagging.writers import read_meta, read_records  # noqa: E402
+from sigrl.tagging.decisions.choose import choose_rule  # noqa: E402
+from sigrl.tagging.engines.local import run_job  # noqa: E402
+from sigrl.tagging.engines.ray_engine import CRASH_ENV, run_job_ray  # noqa: E402
+from sigrl.tagging.outputs.merge import merge_shards, read_manifest  # noqa: E402
+from sigrl.tagging.runs.metafile import read_meta  # noqa: E402
+from sigrl.tagging.outputs.writer import read_records  # noqa: E402
+from sigrl.tagging.spec import EngineOptions, ModelSpec, OutputPolicy, ReadOptions, TagJob  # noqa: E402
 
 IMAGES = 300
 SHARD = 64  # 301 inputs -> 5 shards
+
+
+def run_tagging(inputs, runner, rule, out, workers=0):
+    """The local engine's records for `inputs`, to compare the Ray engine's with."""
+    job = TagJob(tuple(os.fspath(p) for p in inputs), OutputPolicy(os.fspath(out)), ModelSpec(runner.name),
+                 tuple(LABELS), rule, workers=workers)
+    return run_job(job, runner)
+
+
+def run_tagging_ray(inputs, spec, rule, out, resume=False, replicas=None, shard_size=1000, keep_meta=False):
+    """`inputs` tagged into the shard folder `out` by the Ray engine."""
+    job = TagJob(tuple(os.fspath(p) for p in inputs), OutputPolicy(os.fspath(out), resume), spec, tuple(LABELS), rule,
+                 reading=ReadOptions(keep_meta), engine=EngineOptions("ray", None, replicas, shard_size))
+    return run_job_ray(job)
 
 
 @pytest.fixture(scope="module")
@@ -57,21 +74,21 @@ def rule():
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
-    return RunnerSpec(MODEL, backend="torch", device="cpu", label_cache=os.fspath(tmp_path_factory.mktemp("cache")))
+    return ModelSpec(MODEL, backend="torch", device="cpu", label_cache=os.fspath(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")
 def local_records(images, rule, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "tags.jsonl"
     with open_runner(MODEL, backend="torch", device="cpu") as runner:
-        run_tagging([images], runner, LABELS, rule, out, workers=0)
+        run_tagging([images], runner, rule, out, workers=0)
     return read_records(out)
 
 
 @pytest.fixture(scope="module")
 def ray_run(ray_local, images, rule, spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "tags.jsonl"
-    summary = run_tagging_ray([images], spec, LABELS, rule, out, replicas=2, shard_size=SHARD)
+    summary = run_tagging_ray([images], spec, rule, out, replicas=2, shard_size=SHARD)
     return out, summary
 
 
@@ -97,7 +114,7 @@ def test_sidecar_matches_the_local_engine(ray_run, local_records, images, rule, 
     assert meta["status"] == "complete" and meta["records"] == IMAGES + 1
     assert (meta["engine"], meta["replicas"], meta["shard_size"]) == ("ray", 2, SHARD)
     with open_runner(MODEL, backend="torch", device="cpu") as runner:
-        run_tagging([images], runner, LABELS, rule, tmp_path / "local.jsonl", workers=0)
+        run_tagging([images], runner, rule, tmp_path / "local.jsonl", workers=0)
     local = read_meta(tmp_path / "local.jsonl")
     for key in ("model_hash", "label_hash", "decision", "labels", "backend", "precision", "preprocess"):
         assert meta[key] == local[key], key
@@ -107,7 +124,7 @@ def test_sidecar_matches_the_local_engine(ray_run, local_records, images, rule, 
 def test_killed_replica_is_retried_without_duplicates(ray_local, crash_dir, images, rule, spec, local_records, tmp_path):
     (crash_dir / "armed").touch()
     out = tmp_path / "tags.jsonl"
-    summary = run_tagging_ray([images], spec, LABELS, rule, out, replicas=2, shard_size=SHARD)
+    summary = run_tagging_ray([images], spec, rule, out, replicas=2, shard_size=SHARD)
     assert (crash_dir / "fired").exists() and not (crash_dir / "armed").exists()  # a replica really died
     assert (summary.tagged, summary.errors) == (IMAGES, 1)
     assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [s["file"] for s in read_manifest(out)["shards"]])
@@ -123,7 +140,7 @@ def test_resume_redoes_only_damaged_shards(ray_run, images, rule, spec, local_re
     kept = {f: f.stat().st_mtime_ns for f in files[2:]}
     files[0].unlink()
     files[1].write_bytes(files[1].read_bytes()[:100])  # a torn shard: its size no longer matches
-    summary = run_tagging_ray([images], spec, LABELS, rule, out, resume=True, replicas=1, shard_size=SHARD)
+    summary = run_tagging_ray([images], spec, rule, out, resume=True, replicas=1, shard_size=SHARD)
     assert summary.skipped == IMAGES + 1 - 2 * SHARD
     assert summary.processed == 2 * SHARD and summary.previous_records == IMAGES + 1 - 2 * SHARD
     assert {f: f.stat().st_mtime_ns for f in kept} == kept  # finished shards untouched
@@ -138,7 +155,7 @@ def test_gpu_replicas_get_decoded_shards_with_their_reduced_scale_flags(tmp_path
 
     from sigrl.config import PreprocessConfig
     from sigrl.tagging.decode import DecodeOptions
-    from sigrl.tagging.ray_engine import _decode_shard, _ShardScorer
+    from sigrl.tagging.engines.ray_engine import _decode_shard, _ShardScorer
 
     Image.new("RGB", (1600, 1200), (200, 30, 30)).save(tmp_path / "a-big.jpg")
     (tmp_path / "b-empty.jpg").write_bytes(b"")
@@ -183,14 +200,14 @@ def test_shards_and_tables_give_the_local_records(ray_local, images, rule, spec,
     pattern = os.fspath(tmp_path / "{00000..00001}.tar")
     local_out = tmp_path / "local.jsonl"
     with open_runner(MODEL, backend="torch", device="cpu") as runner:
-        from sigrl.tagging.job import run_job
+        from sigrl.tagging.engines.local import run_job
         from sigrl.tagging.spec import OutputPolicy, ReadOptions, TagJob
 
         job = TagJob((pattern, os.fspath(table)), OutputPolicy(os.fspath(local_out)), spec, tuple(LABELS), rule,
                      reading=ReadOptions(keep_meta=True), workers=0)
         run_job(job, runner)
     out = tmp_path / "ray.jsonl"
-    summary = run_tagging_ray([pattern, table], spec, LABELS, rule, out, replicas=2, keep_meta=True)
+    summary = run_tagging_ray([pattern, table], spec, rule, out, replicas=2, keep_meta=True)
     local = read_records(local_out)
     assert len(local) == 20 + 16 + 11 and sum(r["status"] == "error" for r in local) == 4
     assert summary.processed == len(local) and [s["kind"] for s in read_manifest(out)["shards"]] == ["tar", "tar", "parquet"]

@@ -10,8 +10,10 @@ import pytest
 
 from sigrl.errors import SigrlError
 from sigrl.tagging.records import error_record, ok_record
-from sigrl.tagging.shards import MANIFEST, merge_shards, open_manifest, plan_shards, read_manifest, write_shard
-from sigrl.tagging.writers import read_meta, read_records, write_meta
+from sigrl.tagging.outputs.shards import MANIFEST, open_manifest, plan_shards, write_shard
+from sigrl.tagging.outputs.merge import merge_shards, read_manifest
+from sigrl.tagging.runs.metafile import read_meta, write_meta
+from sigrl.tagging.outputs.writer import read_records
 
 
 def _paths(n: int) -> list[str]:
@@ -102,7 +104,7 @@ def test_csv_shards_are_refused_with_the_fix(tmp_path):
 
 
 def test_ray_engine_without_ray_names_the_extra(monkeypatch):
-    from sigrl.tagging import ray_engine
+    from sigrl.tagging.engines import ray_engine
 
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if not installed
     with pytest.raises(SigrlError) as err:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from runtime_fixtures import LABELS
 
-import sigrl.runtime as runtime
+import sigrl.runtime.backends as runtime
 from sigrl.errors import SigrlError
 from sigrl.runtime import BackendStatus, available_backends, choose_backend, open_runner
 from sigrl.runtime.trt_runner import check_labels_in_profile, check_sidecar, import_tensorrt
@@ -80,7 +80,7 @@ def test_gpu_with_cpu_only_onnxruntime_runs_exports_on_the_cpu(tiny_export, monk
 def test_choosing_onnx_on_a_gpu_machine_imports_no_torch(tiny_export):
     # Where a driver is present, only the torch backend's status may ask torch about CUDA.
     script = (
-        "import sys; import sigrl.runtime as rt; rt.nvidia_driver_visible = lambda: True; "
+        "import sys; import sigrl.runtime.backends as rt; rt.nvidia_driver_visible = lambda: True; "
         "rt._onnx_has_cuda = lambda: False; "
         f"c = rt.choose_backend({str(tiny_export)!r}); print(c.backend, c.device, 'torch' in sys.modules)"
     )

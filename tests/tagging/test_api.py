@@ -11,7 +11,7 @@ from PIL import Image
 
 from sigrl.errors import SigrlError
 from sigrl.tagging import Tagger
-from sigrl.tagging.writers import read_records
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import LABELS, MODEL, REPO, run_subprocess, sigrl, tag_args
 from shard_helpers import image_samples, write_tar

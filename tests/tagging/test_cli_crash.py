@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.runs.metafile import read_meta
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import MODEL, REPO, run_subprocess, sigrl, subprocess_env
 from tagging_images import save, smooth_image

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.runs.metafile import read_meta
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import jpeg_inputs, sigrl, tag_args
 

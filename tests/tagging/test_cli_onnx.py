@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.runs.metafile import read_meta
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import MODEL, jpeg_inputs, sigrl, subprocess_env, tag_args
 

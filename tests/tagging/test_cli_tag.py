@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.runs.metafile import read_meta
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import LABELS, MODEL, sigrl, tag_args
 from tagging_images import save, smooth_image
@@ -317,7 +318,7 @@ def test_path_list_input(tmp_path, capsys, good_dir, labels_file):
 def test_calibrate_then_tag_with_the_thresholds(tmp_path, capsys):
     from sigrl.data.manifest import load_manifest
     from sigrl.data.world import SynthSpec, synth
-    from sigrl.tagging.decisions import read_thresholds
+    from sigrl.tagging.decisions.thresholds import read_thresholds
 
     manifest_path = synth(SynthSpec(out=tmp_path / "world", seed=1, sizes={"test": 16}, workers=1))["test"]
     manifest = load_manifest(manifest_path)

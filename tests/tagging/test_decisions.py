@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import (
-    decide, fit_thresholds, make_rule, near_ties, read_thresholds, select, write_thresholds)
+from sigrl.tagging.decisions.rule import decide, make_rule, near_ties, select
+from sigrl.tagging.decisions.thresholds import fit_thresholds, read_thresholds, write_thresholds
 from sigrl.tagging.records import batch_records
 
 LABELS = ["cat", "dog", "car", "tree"]

@@ -1,4 +1,4 @@
-"""The device decode path (sigrl.device_decode, sigrl.tagging.device_pipeline), run on the CPU.
+"""The device decode path (sigrl.device_decode, sigrl.tagging.scoring.device_pipeline), run on the CPU.
 
 torchvision's CPU JPEG decoder stands in for nvJPEG (the one device call, decode_jpegs, takes
 device="cpu"); a failing stand-in exercises the fallback to the CPU decoder. The same path on a
@@ -17,12 +17,12 @@ from PIL import Image
 from sigrl import device_decode
 from sigrl.config import PreprocessConfig
 from sigrl.decode import DecodeOptions, decode
-from sigrl.tagging.decisions import make_rule
-from sigrl.tagging.device_pipeline import iter_device_batches
-from sigrl.tagging.member import Member
-from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.decisions.rule import make_rule
+from sigrl.tagging.scoring.device_pipeline import iter_device_batches
+from sigrl.tagging.inputs.member import Member
+from sigrl.tagging.scoring.pipeline import iter_batches
 from sigrl.tagging.records import batch_records
-from sigrl.tagging.scoring import BatchScorer, uses_device_decode
+from sigrl.tagging.scoring.scorer import BatchScorer, uses_device_decode
 
 from tagging_images import smooth_image
 
@@ -310,7 +310,7 @@ def test_a_device_decoder_that_worked_once_keeps_trying(preprocess, monkeypatch)
 
 def test_the_run_summary_counts_images_decoded_on_the_device(mixed, tiny_model):
     from sigrl.runtime.torch_runner import TorchRunner
-    from sigrl.tagging.sidecar import Summary
+    from sigrl.tagging.runs.summary import Summary
 
     rule = make_rule(LABELS, topk=5)
     with TorchRunner(tiny_model) as runner:
@@ -348,7 +348,8 @@ def test_decode_calls_are_split_by_the_pixel_budget(preprocess, monkeypatch):
 def test_sigrl_tag_on_a_cpu_runner_gives_todays_records_with_either_flag(tmp_path, capsys, mixed):
     from cli_helpers import sigrl, tag_args
 
-    from sigrl.tagging.writers import read_meta, read_records
+    from sigrl.tagging.runs.metafile import read_meta
+    from sigrl.tagging.outputs.writer import read_records
 
     work = tmp_path / "work"  # inside the scanned folder, but nothing in it has an image extension
     work.mkdir()

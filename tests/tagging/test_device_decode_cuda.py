@@ -11,10 +11,10 @@ from PIL import Image
 
 from sigrl.config import PreprocessConfig
 from sigrl.decode import DecodeOptions, decode
-from sigrl.tagging.device_pipeline import iter_device_batches
-from sigrl.tagging.decisions import make_rule
+from sigrl.tagging.scoring.device_pipeline import iter_device_batches
+from sigrl.tagging.decisions.rule import make_rule
 from sigrl.tagging.records import batch_records
-from sigrl.tagging.scoring import BatchScorer, uses_device_decode
+from sigrl.tagging.scoring.scorer import BatchScorer, uses_device_decode
 
 from tagging_images import smooth_image
 

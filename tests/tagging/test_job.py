@@ -1,20 +1,35 @@
-"""run_tagging with a small fake runner: wiring, batching, resume rules, metadata, failures."""
+"""The local engine (run_job) with a small fake runner: wiring, batching, resume rules, metadata, failures."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
-from sigrl.tagging.decisions import make_rule
-from sigrl.tagging.job import choose_rule, run_tagging
-from sigrl.tagging.sidecar import Summary, label_hash
-from sigrl.tagging.writers import meta_path, read_meta, read_records
+from sigrl.tagging.decisions.rule import make_rule
+from sigrl.tagging.decisions.choose import choose_rule
+from sigrl.tagging.engines.local import run_job
+from sigrl.tagging.runs.summary import Summary
+from sigrl.tagging.runs.sidecar import label_hash
+from sigrl.tagging.runs.metafile import meta_path, read_meta
+from sigrl.tagging.outputs.writer import read_records
+from sigrl.tagging.spec import ModelSpec, OutputPolicy, TagJob
 
 from tagging_images import save
 
 LABELS = ["red", "green", "blue"]
+
+
+def run_tagging(inputs, runner, labels, rule, out, resume=False, overwrite=False, batch_size=8, workers=2,
+                progress=None) -> Summary:
+    """`inputs` tagged into `out` by the local engine with an open (fake) runner."""
+    job = TagJob(tuple(os.fspath(p) for p in inputs), OutputPolicy(os.fspath(out), resume, overwrite),
+                 ModelSpec(getattr(runner, "name", type(runner).__name__)), tuple(labels), rule,
+                 batch_size=batch_size, workers=workers)
+    return run_job(job, runner, progress=progress)
 
 
 class FakeRunner:
@@ -155,7 +170,7 @@ def test_interrupt_is_recorded_and_resumable(tmp_path, folder):
 
 
 def test_a_killed_run_is_marked_killed_on_resume(tmp_path, folder):
-    from sigrl.tagging.writers import write_meta
+    from sigrl.tagging.runs.metafile import write_meta
 
     out = tmp_path / "out.jsonl"
     rule = make_rule(LABELS, topk=1)
@@ -203,7 +218,7 @@ def test_resume_without_sidecar_is_refused_when_records_exist(tmp_path, folder):
 
 
 def test_resume_refuses_a_sidecar_that_describes_no_run(tmp_path, folder):
-    from sigrl.tagging.writers import write_meta
+    from sigrl.tagging.runs.metafile import write_meta
 
     out = tmp_path / "out.jsonl"
     rule = make_rule(LABELS, topk=1)

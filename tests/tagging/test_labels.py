@@ -1,7 +1,7 @@
 import pytest
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.labels import read_labels
+from sigrl.tagging.decisions.labels import read_labels
 
 
 def write(tmp_path, content, name="labels.txt"):

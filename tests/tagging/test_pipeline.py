@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from sigrl.errors import SigrlError
-from sigrl.tagging import pipeline
+from sigrl.tagging.scoring import pipeline
 from sigrl.tagging.decode import DecodeOptions, decode
-from sigrl.tagging.pipeline import iter_batches
+from sigrl.tagging.scoring.pipeline import iter_batches
 
 from tagging_images import save, smooth_image
 

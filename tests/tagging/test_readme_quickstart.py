@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from sigrl.data.manifest import load_manifest
-from sigrl.tagging.labels import read_labels
-from sigrl.tagging.writers import read_records
+from sigrl.tagging.decisions.labels import read_labels
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import REPO, run_subprocess
 

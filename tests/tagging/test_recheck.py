@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from sigrl.config import PreprocessConfig
-from sigrl.tagging.decisions import make_rule
+from sigrl.tagging.decisions.rule import make_rule
 from sigrl.tagging.decode import DecodeOptions, decode
-from sigrl.tagging.pipeline import Batch, iter_batches
-from sigrl.tagging.recheck import GAP_MARGIN, Rechecker
+from sigrl.tagging.scoring.pipeline import Batch, iter_batches
+from sigrl.tagging.scoring.recheck import GAP_MARGIN, Rechecker
 
 from tagging_images import save, smooth_image
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from sigrl.errors import SigrlError
-from sigrl.tagging.braces import expand_braces
-from sigrl.tagging.inputs import plan_inputs
-from sigrl.tagging.writers import read_meta, read_records
+from sigrl.tagging.inputs.braces import expand_braces
+from sigrl.tagging.inputs.plan import plan_inputs
+from sigrl.tagging.runs.metafile import read_meta
+from sigrl.tagging.outputs.writer import read_records
 
 from cli_helpers import LABELS, REPO, sigrl, tag_args
 from shard_helpers import image_samples, write_table, write_tar
@@ -177,7 +178,7 @@ def test_sigkill_then_resume_on_shards_records_every_member_once(tmp_path):
 
 
 def test_tar_reader_groups_keys_and_names_what_it_cannot_read(tmp_path, monkeypatch):
-    from sigrl.tagging import webdataset
+    from sigrl.tagging.inputs import webdataset
 
     png = (EXAMPLES / "scene-01.png").read_bytes()
     tar = write_tar(tmp_path / "k.tar", [
@@ -209,7 +210,7 @@ def test_tar_reader_groups_keys_and_names_what_it_cannot_read(tmp_path, monkeypa
 def test_tar_reader_streams_in_bounded_memory(tmp_path):
     import tracemalloc
 
-    from sigrl.tagging import webdataset
+    from sigrl.tagging.inputs import webdataset
 
     blob = os.urandom(100_000)
     tar = write_tar(tmp_path / "big.tar", [(f"{i:05d}", {"jpg": blob, "txt": b"t"}) for i in range(200)])  # 20 MB

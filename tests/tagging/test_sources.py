@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from sigrl.errors import SigrlError
-from sigrl.tagging import sources
-from sigrl.tagging.sources import discover
+from sigrl.tagging.inputs import files as sources
+from sigrl.tagging.inputs.files import discover
 
 
 def touch(path: Path) -> Path:

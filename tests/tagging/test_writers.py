@@ -13,7 +13,9 @@ import pytest
 
 from sigrl.errors import SigrlError
 from sigrl.tagging.records import error_record, ok_record
-from sigrl.tagging.writers import journal_path, meta_path, open_output, read_meta, read_records, write_meta
+from sigrl.tagging.outputs.formats import journal_path
+from sigrl.tagging.runs.metafile import meta_path, read_meta, write_meta
+from sigrl.tagging.outputs.writer import open_output, read_records
 
 WEIRD = "sp ace, \"quoted\"\nnew-line ü 猫.jpg"
 
@@ -249,7 +251,7 @@ def test_meta_sidecar(tmp_path):
 CHILD = """
 import sys, time
 from sigrl.tagging.records import ok_record
-from sigrl.tagging.writers import open_output
+from sigrl.tagging.outputs.writer import open_output
 out, total = sys.argv[1], int(sys.argv[2])
 with open_output(out, resume=True) as o:
     todo = [f"img/{i}.jpg" for i in range(total) if not o.is_done(f"img/{i}.jpg")]

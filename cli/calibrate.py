@@ -31,7 +31,7 @@ def calibrate(
     from sigrl.tagging.runs.sidecar import label_hash
     from sigrl.tagging.spec import ModelSpec, resolve_model
 
-    target = resolve_model(model)
+    target = resolve_model(model, backend)
     path = out or default_thresholds_path(target)
     manifest = load_manifest(data, require_images=True)
     names = read_labels(labels) if labels is not None else list(manifest.labels)

@@ -127,6 +127,7 @@ def choose_backend(
     target = Path(model)
     if backend == "auto":
         backend, reason = _auto(target, precision)
+        reason = _default_model_note(target, backend) or reason
     else:
         reason = f"--backend {backend} was asked for"
         _check_fits(target, backend)
@@ -154,6 +155,21 @@ def _auto(target: Path, precision: str | None) -> tuple[str, str]:
     if not onnx.available:
         raise SigrlError(f"{target}: an export directory needs onnxruntime ({onnx.detail})")
     return "onnx", f"export directory, run on ONNX Runtime ({why})"
+
+
+def _default_model_note(target: Path, backend: str) -> str | None:
+    """Why the embedded default model runs in the form it does (None for any other model)."""
+    from sigrl import default_model
+
+    if not default_model.is_default(target):
+        return None
+    if backend == "onnx":
+        return "no --model: the embedded default model's shipped export on ONNX Runtime (--backend torch runs its checkpoint)"
+    if backend == "torch":
+        why = ("onnxruntime is not installed: pip install 'sigrl[onnx]' (or onnx-cpu) to start in about a second"
+               if not _installed("onnxruntime") else "this install ships no export of it")
+        return f"no --model: the embedded default model's checkpoint on PyTorch ({why})"
+    return None
 
 
 def _check_fits(target: Path, backend: str) -> None:

@@ -67,7 +67,7 @@ class Tagger:
         labels = [str(label) for label in labels]
         if not labels:
             raise SigrlError("Tagger needs labels: Tagger(labels=['red circle', 'dog', ...])")
-        target = resolve_model(None if model is None else os.fspath(model))
+        target = resolve_model(None if model is None else os.fspath(model), backend)
         spec, rule, source = model_and_rule(labels, target, backend, device, precision, prompt, label_cache, threshold,
                                             threshold_file, topk, scores)
         self._setup(spec, rule, source, DecodeOptions.from_options(decode, max_pixels, gpu_decode), batch_size, workers)

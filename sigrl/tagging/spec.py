@@ -19,6 +19,7 @@ says (model, labels and prompt, decision rule, what is read from containers) wit
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,8 +131,9 @@ def _output_format(path: str) -> str:
     return FORMATS.get(Path(path).suffix.lower(), "")
 
 
-def resolve_model(model: str | None) -> str:
-    """The model reference to run: the one given, else the embedded default model's file."""
+def resolve_model(model: str | None, backend: str = "auto") -> str:
+    """The model reference to run: the one given, else the embedded default model: its shipped
+    export where ONNX Runtime can run it (auto or onnx), else its checkpoint (PyTorch)."""
     if model:
         return model
     try:
@@ -141,6 +143,9 @@ def resolve_model(model: str | None) -> str:
             "this install has no embedded default model; pass --model with a checkpoint, an export "
             "directory, a config name or open_clip:ARCH:TAG"
         ) from None
+    export = default_model.export_path()
+    if export is not None and backend in ("auto", "onnx") and importlib.util.find_spec("onnxruntime") is not None:
+        return os.fspath(export)
     path = Path(default_model.path())
     if not path.exists():
         raise SigrlError(f"the embedded default model is missing ({path}); reinstall sigrl or pass --model")
@@ -190,7 +195,7 @@ def build_job(
     """The job `sigrl tag` runs, from its option values (a labels file, not a list)."""
     names = read_labels(labels)
     decoding = DecodeOptions.from_options(decode, max_pixels, gpu_decode)
-    target = resolve_model(model)
+    target = resolve_model(model, backend)
     engine_options = EngineOptions(engine, address, replicas, shard_size)
     spec, rule, source = model_and_rule(names, target, backend, device, precision, prompt, label_cache, threshold,
                                         threshold_file, topk, scores)

@@ -18,9 +18,6 @@ wait
 arm stem-label --arch clip-world-stem --label-loss 1 &
 arm stem-label-negatives --arch clip-world-stem --label-loss 1 --hard-negatives 3 &
 wait
-arm patch-label-negatives --arch clip-world-tiny --label-loss 1 --hard-negatives 3 &
-arm stem-negatives --arch clip-world-stem --hard-negatives 3 &
-wait
 python - "$out" <<'PY'
 import json, sys, pathlib
 rows = []

@@ -25,7 +25,7 @@ from sigrl.errors import SigrlError
 from sigrl.tagging.engines.local import default_workers, run_job
 from sigrl.tagging.inputs.member import Member
 from sigrl.tagging.inputs.plan import InputPlan
-from sigrl.tagging.records import Record, batch_records, with_meta
+from sigrl.tagging.records import Record
 from sigrl.tagging.runs.summary import Progress, Summary
 from sigrl.tagging.scoring.scorer import BatchScorer
 from sigrl.tagging.spec import ModelSpec, OutputPolicy, ReadOptions, TagJob, model_and_rule, resolve_model
@@ -101,7 +101,7 @@ class Tagger:
         items = self._items(inputs)
         records: list[Record] = []
         for batch, scores in self._scored(items):
-            records.extend(with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta))
+            records.extend(batch.records(scores, self.rule))
         return _in_order(items, records, lambda r: os.fspath(r["path"]))
 
     def scores(self, inputs: Iterable[ImageInput]) -> np.ndarray:

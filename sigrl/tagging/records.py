@@ -69,16 +69,22 @@ def batch_records(
     scores: np.ndarray,
     rule: DecisionRule,
     failures: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    failure_rows: Sequence[int] | None = None,
 ) -> list[Record]:
-    """Records for one batch: scores [b, N] row i belongs to paths[i]; then one per failure."""
+    """Records for one batch: scores [b, N] row i belongs to paths[i]; one per failure, at its
+    position `failure_rows[j]` among the batch's inputs (input order), else after the others."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(paths) != scores.shape[0]:
         raise ValueError(f"{len(paths)} paths but {scores.shape[0]} score rows")
     chosen = decide(scores, rule) if len(paths) else []
     keep_all = rule.scores_mode == "all"
     records = [ok_record(p, tags, row if keep_all else None) for p, tags, row in zip(paths, chosen, scores)]
-    records.extend(error_record(p, reason) for p, reason in failures)
-    return records
+    errors = [error_record(p, reason) for p, reason in failures]
+    if failure_rows is None:
+        return records + errors
+    at = dict(zip(failure_rows, errors))
+    ok = iter(records)
+    return [at[i] if i in at else next(ok) for i in range(len(records) + len(errors))]
 
 
 def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]]) -> list[Record]:

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from sigrl.machine import usable_cores
 from sigrl.tagging.inputs.plan import InputPlan, count_container, iter_members, plan_inputs
 from sigrl.tagging.outputs.writer import Output, holds_records, open_output
-from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.records import error_record
 from sigrl.tagging.runs.metafile import meta_path
 from sigrl.tagging.runs.sidecar import check_resumable, earlier_runs, recorded_run, run_meta
 from sigrl.tagging.runs.summary import Progress, Summary
@@ -85,7 +85,7 @@ def run_job(job: TagJob, runner: Any, plan: InputPlan | None = None, progress: P
             summary.errors += _record_problems(out, plan.files.problems, summary)
             summary.label_side = _warm_labels(runner, labels, summary.timings)
             inputs: Iterator[Input] = itertools.chain(todo, iter_members(
-                plan.containers, out.is_done, job.reading.keep_meta, job.reading.image_column, summary.problems))
+                plan.containers, out.is_done, job.reading, summary.problems))
             try:
                 _tag(out, inputs, total, runner, job, batch, workers, progress, summary, save_running)
             finally:
@@ -116,7 +116,7 @@ def _tag(
         for item, scores in scored:
             summary.rechecked, summary.gpu_decoded = scorer.rechecked, scorer.gpu_decoded
             start = time.perf_counter()
-            out.write(with_meta(batch_records(item.paths, scores, job.rule, item.failures), item.meta))
+            out.write(item.records(scores, job.rule))
             summary.tagged += len(item.paths)
             summary.errors += len(item.failures)
             if progress is not None:

@@ -49,7 +49,7 @@ from sigrl.errors import SigrlError
 from sigrl.optional import require
 from sigrl.tagging.decisions.rule import DecisionRule
 from sigrl.tagging.inputs.plan import Container, InputPlan, count_container, iter_container, plan_inputs
-from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.records import error_record
 from sigrl.tagging.runs import sidecar
 from sigrl.tagging.scoring.pipeline import Batch, iter_batches
 from sigrl.tagging.scoring.scorer import BatchScorer
@@ -299,6 +299,9 @@ class _ShardScorer:
         scorer = BatchScorer(self.runner, self.labels, self.rule, self.batch, self.threads, self.decoding, timings,
                              device_decode=False)
         records = [r for done, final in scorer.score(self._batches(row)) for r in self._records(done, final)]
+        if row.get("kind", "files") == "files":  # shipped decodes list failures last: back to the shard's order
+            rank = {os.fspath(Path(p)): i for i, p in enumerate(json.loads(row["paths"]))}
+            records.sort(key=lambda r: rank.get(os.fspath(r["path"]), len(rank)))
         mark = time.perf_counter()
         shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row.get("kind", "files"))
         entry = write_shard(self.out_dir, shard, records, self.suffix)
@@ -308,14 +311,13 @@ class _ShardScorer:
                 "write_s": time.perf_counter() - mark}
 
     def _records(self, batch: Batch, scores: np.ndarray) -> list:
-        return with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta)
+        return batch.records(scores, self.rule)
 
     def _batches(self, row: dict[str, Any]) -> Iterator[Batch]:
         """The inference batches of one shard (the last one may hold only failures)."""
         if row.get("kind", "files") != "files":  # a tar shard or table, streamed by the local engine's reader
             (path,) = json.loads(row["paths"])
-            members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading.keep_meta,
-                                     self.reading.image_column)
+            members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading)
             return iter_batches(members, self.runner.preprocess, self.batch, self.threads, self.decoding)
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
             return iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,

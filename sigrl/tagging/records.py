@@ -14,8 +14,9 @@ name (base64 in JSON Lines and CSV, raw bytes in Parquet). `path_bytes` is absen
 empty (CSV) or null (Parquet) for every other name, so ordinary files look as before.
 
 Records of tar samples (`SHARD.tar#KEY`) and table rows (`FILE.parquet#ROW`) have the same fields;
-with `--keep-meta` a tar sample's record also holds `"meta": {"json": ..., "txt": ...}` (what the
-sample's .json / .txt members held). Records without meta have no such key.
+with `--keep-meta` every record of the run also holds `meta`: for a tar sample, what its members
+other than images held (`{"json": ..., "txt": ..., "__image__": "KEY.jpg"}`, see
+sigrl.tagging.inputs.webdataset), else `{}`. Records of runs without it have no such key.
 """
 
 from __future__ import annotations
@@ -87,13 +88,14 @@ def batch_records(
     return [at[i] if i in at else next(ok) for i in range(len(records) + len(errors))]
 
 
-def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]]) -> list[Record]:
-    """Adds `meta[path]` to the records whose path has some (--keep-meta); returns `records`."""
-    if meta:
+def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]], every: bool = False) -> list[Record]:
+    """Adds `meta[path]` to the records whose path has some (--keep-meta); with `every`, the others
+    get an empty one, so that every record of a --keep-meta run has the field. Returns `records`."""
+    if meta or every:
         for record in records:
             found = meta.get(os.fspath(record["path"]))
-            if found is not None:
-                record["meta"] = dict(found)  # type: ignore[typeddict-unknown-key]
+            if found is not None or every:
+                record["meta"] = dict(found or {})  # type: ignore[typeddict-unknown-key]
     return records
 
 

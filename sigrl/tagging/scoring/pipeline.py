@@ -66,9 +66,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.paths) + len(self.failures)
 
-    def records(self, scores: np.ndarray, rule: DecisionRule) -> list[Record]:
-        """The batch's records in input order (failures where they stood), meta included."""
-        return with_meta(batch_records(self.paths, scores, rule, self.failures, self.failure_rows), self.meta)
+    def records(self, scores: np.ndarray, rule: DecisionRule, keep_meta: bool = False) -> list[Record]:
+        """The batch's records in input order (failures where they stood), meta included (with
+        `keep_meta` in every record, `{}` where an input has none)."""
+        records = batch_records(self.paths, scores, rule, self.failures, self.failure_rows)
+        return with_meta(records, self.meta, keep_meta)
 
 
 @dataclass

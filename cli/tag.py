@@ -43,7 +43,8 @@ def tag(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster for --engine ray: auto or ray://host:port; default: a local Ray instance."),
     replicas: Optional[int] = typer.Option(None, "--replicas", min=1, help="Model replicas for --engine ray (default: one per GPU, else one per 2 CPUs)."),
     shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Images per output shard for --engine ray (the unit of retry and resume); each tar shard or Parquet file is a shard of its own."),
-    keep_meta: bool = typer.Option(False, "--keep-meta", help="Carry each tar sample's .json / .txt into its record (\"meta\"); .jsonl or .parquet output."),
+    keep_meta: bool = typer.Option(False, "--keep-meta", help="Carry each tar sample's other members (.json parsed, text as text) and the name of the image member into its record (\"meta\"); .jsonl or .parquet output."),
+    image_ext: Optional[str] = typer.Option(None, "--image-ext", help="Tar samples: the image member's extensions by preference, e.g. jpg,png,depth.png; default: jpg,jpeg,png,webp,bmp,tif,tiff,gif, then any image extension."),
     image_column: Optional[str] = typer.Option(None, "--image-column", help="Parquet inputs: the column of image bytes (binary, or a Hugging Face {bytes, path} struct); default: 'image', else the only such column."),
 ) -> None:
     """Tag every image under INPUTS; every image gets exactly one record, failures included.
@@ -58,7 +59,7 @@ def tag(
         inputs, labels, out, model=model, backend=backend, device=device, precision=precision, prompt=prompt,
         label_cache=label_cache, threshold=threshold, threshold_file=threshold_file, topk=topk, scores=scores,
         resume=resume, overwrite=overwrite, batch_size=batch_size, workers=workers, decode=decode, gpu_decode=gpu_decode,
-        max_pixels=max_pixels, keep_meta=keep_meta, image_column=image_column, engine=engine, address=address,
+        max_pixels=max_pixels, keep_meta=keep_meta, image_column=image_column, image_ext=image_ext, engine=engine, address=address,
         replicas=replicas, shard_size=shard_size,
     )
     bar = _Bar() if (sys.stderr.isatty() if progress is None else progress) else None

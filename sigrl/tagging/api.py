@@ -25,13 +25,16 @@ from sigrl.errors import SigrlError
 from sigrl.tagging.engines.local import default_workers, run_job
 from sigrl.tagging.inputs.member import Member
 from sigrl.tagging.inputs.plan import InputPlan
-from sigrl.tagging.records import Record, batch_records, with_meta
+from sigrl.tagging.records import Record
 from sigrl.tagging.runs.summary import Progress, Summary
 from sigrl.tagging.scoring.scorer import BatchScorer
 from sigrl.tagging.spec import ModelSpec, OutputPolicy, ReadOptions, TagJob, model_and_rule, resolve_model
 
-# An image file's path, encoded image bytes, a PIL image, or a uint8 array [H, W(, 3|4)].
-ImageInput = Union[str, "os.PathLike[str]", bytes, np.ndarray, Any]
+# An image file's path, encoded image bytes, a PIL image, a uint8 array or torch tensor ([H, W, C]
+# or [C, H, W]), or a Hugging Face Image value {"bytes": ..., "path": ...}.
+ImageInput = Union[str, "os.PathLike[str]", bytes, np.ndarray, dict, Any]
+ACCEPTED = ("an image path (str or Path), encoded image bytes, a PIL image, a uint8 numpy array or torch tensor "
+            "([H, W, C] or [C, H, W]), or a {'bytes': ..., 'path': ...} dict (a Hugging Face Image value)")
 
 
 class Tagger:
@@ -92,19 +95,20 @@ class Tagger:
 
     # -- in-memory use --------------------------------------------------------------------------
 
-    def tag(self, inputs: Iterable[ImageInput]) -> list[Record]:
+    def tag(self, inputs: ImageInput | Iterable[ImageInput]) -> list[Record]:
         """One record per input, in input order; an input that cannot be decoded gets an error record.
 
-        A record's path is the file's path, or `array[i]`, `image[i]`, `bytes[i]` for the i-th input
-        given as an array, a PIL image or encoded bytes.
+        `inputs` is one input (a path is one input, never its characters) or a list of them. A
+        record's path is the file's path, or `array[i]`, `image[i]`, `bytes[i]` for the i-th input
+        given as an array or tensor, a PIL image or encoded bytes; a dict's `path` where it has one.
         """
         items = self._items(inputs)
         records: list[Record] = []
         for batch, scores in self._scored(items):
-            records.extend(with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta))
+            records.extend(batch.records(scores, self.rule))
         return _in_order(items, records, lambda r: os.fspath(r["path"]))
 
-    def scores(self, inputs: Iterable[ImageInput]) -> np.ndarray:
+    def scores(self, inputs: ImageInput | Iterable[ImageInput]) -> np.ndarray:
         """Every label's score for every input: float32 [n, N], rows in input order, columns in
         label order. An input that cannot be decoded is an error (tag() records it instead)."""
         items = self._items(inputs)
@@ -117,22 +121,8 @@ class Tagger:
         ordered = _in_order(items, rows, lambda r: r[0])
         return np.stack([row for _, row in ordered]).astype(np.float32) if ordered else np.zeros((0, len(self.labels)), np.float32)  # [n, N]
 
-    def _items(self, inputs: Iterable[ImageInput]) -> list[Path | Member]:
-        from PIL import Image
-
-        items: list[Path | Member] = []
-        for i, value in enumerate(inputs):
-            if isinstance(value, (str, os.PathLike)):
-                items.append(Path(value))
-            elif isinstance(value, np.ndarray):
-                items.append(Member(f"array[{i}]", data=value))
-            elif isinstance(value, Image.Image):
-                items.append(Member(f"image[{i}]", data=value))
-            elif isinstance(value, (bytes, bytearray, memoryview)):
-                items.append(Member(f"bytes[{i}]", data=bytes(value)))
-            else:
-                raise SigrlError(f"input {i}: {type(value).__name__} is not an image path, bytes, a PIL image or a uint8 array")
-        return items
+    def _items(self, inputs: ImageInput | Iterable[ImageInput]) -> list[Path | Member]:
+        return [_item(i, value) for i, value in enumerate(_one_or_many(inputs))]
 
     def _scored(self, items: list[Path | Member]) -> Any:
         scorer = BatchScorer(self.runner, self.labels, self.rule, self.batch_size, self.workers, self.decoding)
@@ -142,7 +132,7 @@ class Tagger:
 
     def run(
         self,
-        inputs: Sequence[str | os.PathLike[str]],
+        inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out: str | os.PathLike[str],
         resume: bool = False,
         overwrite: bool = False,
@@ -150,9 +140,10 @@ class Tagger:
         image_column: str | None = None,
         progress: Progress | None = None,
     ) -> Summary:
-        """Tags folders, files, path lists, tar shards and Parquet tables into `out`, as `sigrl tag`."""
+        """Tags folders, files, path lists, tar shards and Parquet tables into `out`, as `sigrl tag`;
+        `inputs` is one path or a list of them (in-memory images go to tag() or scores())."""
         job = TagJob(
-            inputs=tuple(os.fspath(p) for p in inputs), output=OutputPolicy(os.fspath(out), resume, overwrite),
+            inputs=tuple(_run_input(i, p) for i, p in enumerate(_one_or_many(inputs))), output=OutputPolicy(os.fspath(out), resume, overwrite),
             model=self.spec, labels=tuple(self.labels), rule=self.rule, rule_source=self.rule_source,
             decoding=self.decoding, reading=ReadOptions(keep_meta, image_column),
             batch_size=self._requested_batch, workers=self.workers,
@@ -188,3 +179,59 @@ def _in_order(items: list[Path | Member], results: list, path_of: Any) -> list:
     for result in results:
         ordered[slots[path_of(result)].popleft()] = result
     return ordered
+
+
+def _one_or_many(inputs: Any) -> list:
+    """`inputs` as a list: a path, bytes, a dict, a PIL image or one array/tensor image is one input."""
+    from PIL import Image
+
+    if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, dict, Image.Image)):
+        return [inputs]
+    if (isinstance(inputs, np.ndarray) or _is_tensor(inputs)) and len(inputs.shape) in (2, 3):
+        return [inputs]  # one image; a 4-D array or tensor is a batch of them
+    try:
+        return list(inputs)
+    except TypeError:
+        raise SigrlError(f"{type(inputs).__name__} is not an input: pass one or a list of {ACCEPTED}") from None
+
+
+def _item(i: int, value: Any) -> Path | Member:
+    from PIL import Image
+
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    if isinstance(value, Image.Image):
+        return Member(f"image[{i}]", data=value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return Member(f"bytes[{i}]", data=bytes(value))
+    if isinstance(value, dict) and ("bytes" in value or "path" in value):
+        data, path = value.get("bytes"), value.get("path")
+        if data is not None:
+            return Member(os.fspath(path) if path else f"bytes[{i}]", data=bytes(data))
+        if path:
+            return Path(path)
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        return Member(f"array[{i}]", data=_hwc(value))
+    raise SigrlError(f"input {i}: {type(value).__name__} is not an image path or image; accepted: {ACCEPTED}")
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
+
+
+def _hwc(value: Any) -> np.ndarray:
+    """A uint8 array image as [H, W(, C)]; [C, H, W] (torch's layout, HF's with_format("torch")) transposed."""
+    pixels = value.detach().cpu().numpy() if _is_tensor(value) else value
+    if pixels.dtype != np.uint8:
+        raise SigrlError(f"an array or tensor image must be uint8 (0-255), got {pixels.dtype} {list(pixels.shape)}")
+    if pixels.ndim == 3 and pixels.shape[0] in (1, 3, 4) and pixels.shape[2] not in (1, 3, 4):
+        pixels = np.transpose(pixels, (1, 2, 0))  # [C, H, W] -> [H, W, C]
+    return pixels
+
+
+def _run_input(i: int, value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise SigrlError(f"input {i}: run() reads folders, image files, path lists, tar shards and Parquet tables by "
+                     f"path, and {type(value).__name__} is not one; tag() and scores() take in-memory images "
+                     f"({ACCEPTED})")

@@ -14,8 +14,9 @@ name (base64 in JSON Lines and CSV, raw bytes in Parquet). `path_bytes` is absen
 empty (CSV) or null (Parquet) for every other name, so ordinary files look as before.
 
 Records of tar samples (`SHARD.tar#KEY`) and table rows (`FILE.parquet#ROW`) have the same fields;
-with `--keep-meta` a tar sample's record also holds `"meta": {"json": ..., "txt": ...}` (what the
-sample's .json / .txt members held). Records without meta have no such key.
+with `--keep-meta` every record of the run also holds `meta`: for a tar sample, what its members
+other than images held (`{"json": ..., "txt": ..., "__image__": "KEY.jpg"}`, see
+sigrl.tagging.inputs.webdataset), else `{}`. Records of runs without it have no such key.
 """
 
 from __future__ import annotations
@@ -69,25 +70,32 @@ def batch_records(
     scores: np.ndarray,
     rule: DecisionRule,
     failures: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    failure_rows: Sequence[int] | None = None,
 ) -> list[Record]:
-    """Records for one batch: scores [b, N] row i belongs to paths[i]; then one per failure."""
+    """Records for one batch: scores [b, N] row i belongs to paths[i]; one per failure, at its
+    position `failure_rows[j]` among the batch's inputs (input order), else after the others."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(paths) != scores.shape[0]:
         raise ValueError(f"{len(paths)} paths but {scores.shape[0]} score rows")
     chosen = decide(scores, rule) if len(paths) else []
     keep_all = rule.scores_mode == "all"
     records = [ok_record(p, tags, row if keep_all else None) for p, tags, row in zip(paths, chosen, scores)]
-    records.extend(error_record(p, reason) for p, reason in failures)
-    return records
+    errors = [error_record(p, reason) for p, reason in failures]
+    if failure_rows is None:
+        return records + errors
+    at = dict(zip(failure_rows, errors))
+    ok = iter(records)
+    return [at[i] if i in at else next(ok) for i in range(len(records) + len(errors))]
 
 
-def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]]) -> list[Record]:
-    """Adds `meta[path]` to the records whose path has some (--keep-meta); returns `records`."""
-    if meta:
+def with_meta(records: list[Record], meta: Mapping[str, Mapping[str, Any]], every: bool = False) -> list[Record]:
+    """Adds `meta[path]` to the records whose path has some (--keep-meta); with `every`, the others
+    get an empty one, so that every record of a --keep-meta run has the field. Returns `records`."""
+    if meta or every:
         for record in records:
             found = meta.get(os.fspath(record["path"]))
-            if found is not None:
-                record["meta"] = dict(found)  # type: ignore[typeddict-unknown-key]
+            if found is not None or every:
+                record["meta"] = dict(found or {})  # type: ignore[typeddict-unknown-key]
     return records
 
 

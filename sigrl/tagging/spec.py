@@ -12,7 +12,7 @@ says (model, labels and prompt, decision rule, what is read from containers) wit
       labels      the label list, in order
       rule        the decision rule, and where it came from (rule_source)
       decoding    DecodeOptions (--decode, --max-pixels, --gpu-decode)
-      reading     ReadOptions: --keep-meta, --image-column
+      reading     ReadOptions: --keep-meta, --image-column, --image-ext
       batch_size, workers
       engine      EngineOptions: local or ray, and Ray's address, replicas, shard size
 """
@@ -30,6 +30,7 @@ from sigrl.errors import SigrlError
 from sigrl.tagging.decisions.choose import choose_rule
 from sigrl.tagging.decisions.labels import read_labels
 from sigrl.tagging.decisions.rule import DecisionRule
+from sigrl.tagging.inputs.options import ReadOptions, parse_image_ext
 from sigrl.tagging.outputs.formats import FORMATS
 
 ENGINES = ("local", "ray")
@@ -59,14 +60,6 @@ class ModelSpec:
         if self.prompt is not None:
             runner.set_prompt(self.prompt)
         return runner
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """What is read from containers besides the image."""
-
-    keep_meta: bool = False  # carry a tar sample's .json / .txt into its record ("meta")
-    image_column: str | None = None  # Parquet: the column of image bytes (None: found by layout)
 
 
 @dataclass(frozen=True)
@@ -118,13 +111,16 @@ class TagJob:
         if self.batch_size < 1:
             raise SigrlError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.reading.keep_meta and _output_format(self.output.path) == "csv":
-            raise SigrlError("--keep-meta carries each sample's .json / .txt into its record; write .jsonl or "
+            raise SigrlError("--keep-meta carries each sample's other members into its record; write .jsonl or "
                              ".parquet for that (CSV has no column for it)")
 
     def meta(self) -> dict[str, Any]:
         """The job's own entries in the run's metadata sidecar (the runner adds what it resolved)."""
-        return {"decision_source": self.rule_source, "keep_meta": self.reading.keep_meta,
+        meta = {"decision_source": self.rule_source, "keep_meta": self.reading.keep_meta,
                 "image_column": self.reading.image_column}
+        if self.reading.image_ext is not None:  # absent: the default list (sidecars stay as they were)
+            meta["image_ext"] = list(self.reading.image_ext)
+        return meta
 
 
 def _output_format(path: str) -> str:
@@ -187,6 +183,7 @@ def build_job(
     gpu_decode: bool = True,
     keep_meta: bool = False,
     image_column: str | None = None,
+    image_ext: str | None = None,
     engine: str = "local",
     address: str | None = None,
     replicas: int | None = None,
@@ -194,6 +191,7 @@ def build_job(
 ) -> TagJob:
     """The job `sigrl tag` runs, from its option values (a labels file, not a list)."""
     names = read_labels(labels)
+    reading = ReadOptions(keep_meta, image_column, parse_image_ext(image_ext))
     decoding = DecodeOptions.from_options(decode, max_pixels, gpu_decode)
     target = resolve_model(model, backend)
     engine_options = EngineOptions(engine, address, replicas, shard_size)
@@ -204,5 +202,5 @@ def build_job(
         output=OutputPolicy(os.fspath(out), resume, overwrite),
         model=spec,
         labels=tuple(names), rule=rule, rule_source=source, decoding=decoding,
-        reading=ReadOptions(keep_meta, image_column), batch_size=batch_size, workers=workers, engine=engine_options,
+        reading=reading, batch_size=batch_size, workers=workers, engine=engine_options,
     )

@@ -81,3 +81,34 @@ def test_readme_python_example_runs():
     ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.startswith("examples/images/scene-01.png [")
+
+
+def test_one_path_tensors_and_hf_dicts_are_inputs(tmp_path, tagger):
+    import torch
+
+    file = sorted(EXAMPLES.iterdir())[1]
+    base = tagger.scores([file])
+    one = tagger.tag(str(file))  # one input, not 40 characters
+    assert [r["path"] for r in one] == [str(file)] and len(tagger.tag(file)) == 1
+    assert np.allclose(tagger.scores(str(file)), base, atol=1e-6)
+    pixels = np.asarray(Image.open(file).convert("RGB"))  # [H, W, 3]
+    hwc = torch.from_numpy(pixels.copy())
+    chw = hwc.permute(2, 0, 1)  # [H, W, 3], [3, H, W]
+    by_pixels = tagger.scores([pixels])
+    assert np.allclose(tagger.scores([hwc, chw, pixels.transpose(2, 0, 1)]), by_pixels, atol=1e-6)
+    assert np.allclose(tagger.scores(torch.stack([chw, chw])), by_pixels, atol=1e-6)  # a batch [2, 3, H, W]
+    hf = [{"bytes": file.read_bytes(), "path": "x.jpg"}, {"bytes": None, "path": os.fspath(file)}]
+    records = tagger.tag(hf)
+    assert [r["path"] for r in records] == ["x.jpg", os.fspath(file)] and all(r["status"] == "ok" for r in records)
+    assert np.allclose(tagger.scores(hf), np.repeat(base, 2, axis=0), atol=1e-5)
+    for method in (tagger.tag, tagger.scores):
+        with pytest.raises(SigrlError, match="float is not an image path or image; accepted: an image path"):
+            method([3.5])
+        with pytest.raises(SigrlError, match="must be uint8 \\(0-255\\), got float32"):
+            method([hwc.float()])
+    with pytest.raises(SigrlError, match="run\\(\\) reads folders.*JpegImageFile is not one; tag\\(\\) and scores\\(\\)"):
+        tagger.run([Image.open(file)], tmp_path / "o.jsonl")
+    with pytest.raises(SigrlError, match="int is not an input"):
+        tagger.tag(3)
+    summary = tagger.run(str(file), tmp_path / "one.jsonl")  # one path, not its characters
+    assert summary.tagged == 1

@@ -109,7 +109,7 @@ def test_keep_meta_carries_json_and_txt(tmp_path, capsys, labels_file):
         result = sigrl(capsys, *tag_args(tar, labels_file, out, tmp_path / "c", "--keep-meta"))
         assert result.code == 0, result.err
         record = by_name(read_records(out))["scene-02"]
-        assert record["meta"] == {"json": {"file": "scene-02.jpg"}, "txt": "caption of scene-02"}
+        assert record["meta"] == {"json": {"file": "scene-02.jpg"}, "txt": "caption of scene-02", "__image__": "scene-02.jpg"}
     result = sigrl(capsys, *tag_args(tar, labels_file, tmp_path / "m.csv", tmp_path / "c", "--keep-meta"))
     assert result.code == 2 and "--keep-meta" in result.err
     result = sigrl(capsys, *tag_args(tar, labels_file, tmp_path / "m.jsonl", tmp_path / "c", "--resume"))
@@ -184,23 +184,23 @@ def test_tar_reader_groups_keys_and_names_what_it_cannot_read(tmp_path, monkeypa
     tar = write_tar(tmp_path / "k.tar", [
         ("./dir/a", {"png": png, "seg.png": png, "json": b"not json"}),
         ("dir/b", {"txt": b"x"}),
-        ("dir/a", {"png": png}),  # the key again, later: ignored and noted
+        ("./dir/a", {"png": png}),  # the key again, later: ignored and noted
         ("c", {"JPG": b"big"}),
     ])
     problems: list = []
     monkeypatch.setattr(webdataset, "MAX_MEMBER_BYTES", 100)
     members = list(webdataset.iter_samples(os.fspath(tar), keep_meta=True, problems=problems))
-    assert [m.path for m in members] == [f"{tar}#dir/a", f"{tar}#dir/b", f"{tar}#c"]
-    assert members[0].error.startswith("member ./dir/a.png is") and members[0].meta is None
+    assert [m.path for m in members] == [f"{tar}#./dir/a", f"{tar}#dir/b", f"{tar}#c"]  # keys as webdataset keeps them
+    assert members[0].error.startswith("member ./dir/a.png is") and members[0].meta == {}
     assert members[1].error == "no image member in this sample (has: txt)" and members[1].meta == {"txt": "x"}
     assert members[2].data == b"big"
-    assert problems == [(f"{tar}#dir/a", "key repeated later in the shard; later members ignored")]
+    assert problems == [(f"{tar}#./dir/a", "key repeated later in the shard; later members ignored")]
     monkeypatch.setattr(webdataset, "MAX_MEMBER_BYTES", 2**20)
     first = next(webdataset.iter_samples(os.fspath(tar), keep_meta=True))
-    assert first.data == png and first.meta == {"json": "not json"}  # the first image member wins
+    assert first.data == png and first.meta == {"json": "not json", "__image__": "./dir/a.png"}  # png beats seg.png
     asked = []
     skipped = list(webdataset.iter_samples(os.fspath(tar), skip=lambda p: asked.append(p) or p.endswith("#c")))
-    assert [m.path for m in skipped] == [f"{tar}#dir/a", f"{tar}#dir/b"] and f"{tar}#c" in asked
+    assert [m.path for m in skipped] == [f"{tar}#./dir/a", f"{tar}#dir/b"] and f"{tar}#c" in asked
     assert webdataset.count_samples(os.fspath(tar), lambda p: p.endswith("#c")) == (3, 1)
     (tmp_path / "empty.tar").write_bytes(b"")
     (only,) = webdataset.iter_samples(os.fspath(tmp_path / "empty.tar"))

@@ -27,6 +27,8 @@ def test_build_job_holds_every_option(tmp_path, labels_file):
     assert (job.model.model, job.model.backend, job.decoding.mode) == (MODEL, "torch", "exact")
     assert (job.engine.kind, job.engine.replicas, job.engine.shard_size) == ("ray", 3, 7)
     assert job.meta() == {"decision_source": "top-2", "keep_meta": True, "image_column": "img"}
+    chosen = build_job(["a"], labels_file, tmp_path / "o.jsonl", model=MODEL, image_ext="JPG, .png")
+    assert chosen.reading.image_ext == ("jpg", "png") and chosen.meta()["image_ext"] == ["jpg", "png"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         job.batch_size = 3  # type: ignore[misc]
 

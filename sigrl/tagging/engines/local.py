@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from sigrl.machine import usable_cores
 from sigrl.tagging.inputs.plan import InputPlan, count_container, iter_members, plan_inputs
 from sigrl.tagging.outputs.writer import Output, holds_records, open_output
-from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.records import error_record, with_meta
 from sigrl.tagging.runs.metafile import meta_path
 from sigrl.tagging.runs.sidecar import check_resumable, earlier_runs, recorded_run, run_meta
 from sigrl.tagging.runs.summary import Progress, Summary
@@ -68,7 +68,8 @@ def run_job(job: TagJob, runner: Any, plan: InputPlan | None = None, progress: P
     summary = Summary(output=Path(output_path), meta=meta_path(output_path), discovered=len(plan.files.paths), batch_size=batch)
     # Checked before the output is opened, so a refused resume leaves every file as it was.
     previous = check_resumable(output_path, meta, holds_records(output_path)) if job.output.resume else None
-    with open_output(output_path, resume=job.output.resume, overwrite=job.output.overwrite) as out:
+    score_labels = labels if job.rule.scores_mode == "all" else None
+    with open_output(output_path, resume=job.output.resume, overwrite=job.output.overwrite, score_labels=score_labels) as out:
         summary.repaired_bytes, summary.previous_records = out.repaired_bytes, len(out.done)
         todo = [p for p in plan.files.paths if not out.is_done(p)]
         summary.skipped = len(plan.files.paths) - len(todo)
@@ -82,10 +83,10 @@ def run_job(job: TagJob, runner: Any, plan: InputPlan | None = None, progress: P
         # The sidecar is saved ("running") before the first record, so no output holds records
         # that it does not describe (resume refuses such a file).
         with recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
-            summary.errors += _record_problems(out, plan.files.problems, summary)
+            summary.errors += _record_problems(out, plan.files.problems, summary, job.reading.keep_meta)
             summary.label_side = _warm_labels(runner, labels, summary.timings)
             inputs: Iterator[Input] = itertools.chain(todo, iter_members(
-                plan.containers, out.is_done, job.reading.keep_meta, job.reading.image_column, summary.problems))
+                plan.containers, out.is_done, job.reading, summary.problems))
             try:
                 _tag(out, inputs, total, runner, job, batch, workers, progress, summary, save_running)
             finally:
@@ -116,7 +117,7 @@ def _tag(
         for item, scores in scored:
             summary.rechecked, summary.gpu_decoded = scorer.rechecked, scorer.gpu_decoded
             start = time.perf_counter()
-            out.write(with_meta(batch_records(item.paths, scores, job.rule, item.failures), item.meta))
+            out.write(item.records(scores, job.rule, job.reading.keep_meta))
             summary.tagged += len(item.paths)
             summary.errors += len(item.failures)
             if progress is not None:
@@ -128,7 +129,7 @@ def _tag(
     summary.rechecked, summary.gpu_decoded = scorer.rechecked, scorer.gpu_decoded
 
 
-def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary) -> int:
+def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Summary, keep_meta: bool) -> int:
     """Unreadable folders hide images, so they get error records (and fail the run); links that
     were skipped because they loop or repeat a folder are only noted."""
     failures = []
@@ -139,7 +140,7 @@ def _record_problems(out: Output, problems: list[tuple[Path, str]], summary: Sum
         else:
             summary.problems.append((os.fspath(path), reason))
             log.warning("%s: %s", path, reason)
-    out.write(failures)
+    out.write(with_meta(failures, {}, keep_meta))
     return len(failures)
 
 

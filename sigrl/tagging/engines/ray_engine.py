@@ -49,7 +49,7 @@ from sigrl.errors import SigrlError
 from sigrl.optional import require
 from sigrl.tagging.decisions.rule import DecisionRule
 from sigrl.tagging.inputs.plan import Container, InputPlan, count_container, iter_container, plan_inputs
-from sigrl.tagging.records import batch_records, error_record, with_meta
+from sigrl.tagging.records import error_record, with_meta
 from sigrl.tagging.runs import sidecar
 from sigrl.tagging.scoring.pipeline import Batch, iter_batches
 from sigrl.tagging.scoring.scorer import BatchScorer
@@ -131,7 +131,7 @@ def _run(ray: Any, job: TagJob, plan: InputPlan, unreadable: list, manifest: Man
     problem_shard = [s for s in todo if s.kind == "files" and unreadable and s.paths == tuple(os.fspath(p) for p, _ in unreadable)]
     for shard in problem_shard:
         todo.remove(shard)
-        _write_problems(manifest, shard, unreadable, summary)
+        _write_problems(manifest, shard, unreadable, summary, job)
     with sidecar.recorded_run(output_path, meta, summary, runs, started, progress) as save_running:
         try:
             if progress is not None:
@@ -201,9 +201,9 @@ def _describe_task(spec: ModelSpec, labels: list[str]) -> dict[str, Any]:
         }
 
 
-def _write_problems(manifest: Manifest, shard: Shard, unreadable: list, summary: Summary) -> None:
-    records = [error_record(p, r) for p, r in unreadable]
-    manifest.finish(write_shard(manifest.out_dir, shard, records, manifest.suffix))
+def _write_problems(manifest: Manifest, shard: Shard, unreadable: list, summary: Summary, job: TagJob) -> None:
+    records = with_meta([error_record(p, r) for p, r in unreadable], {}, job.reading.keep_meta)
+    manifest.finish(write_shard(manifest.out_dir, shard, records, manifest.suffix, score_labels(job.rule)))
     summary.errors += len(records)
 
 
@@ -299,23 +299,25 @@ class _ShardScorer:
         scorer = BatchScorer(self.runner, self.labels, self.rule, self.batch, self.threads, self.decoding, timings,
                              device_decode=False)
         records = [r for done, final in scorer.score(self._batches(row)) for r in self._records(done, final)]
+        if row.get("kind", "files") == "files":  # shipped decodes list failures last: back to the shard's order
+            rank = {os.fspath(Path(p)): i for i, p in enumerate(json.loads(row["paths"]))}
+            records.sort(key=lambda r: rank.get(os.fspath(r["path"]), len(rank)))
         mark = time.perf_counter()
         shard = Shard(row["index"], tuple(json.loads(row["paths"])), row["digest"], row.get("kind", "files"))
-        entry = write_shard(self.out_dir, shard, records, self.suffix)
+        entry = write_shard(self.out_dir, shard, records, self.suffix, score_labels(self.rule))
         decode_s = (row.get("decode_s") or 0.0) + timings.get("decode_wait_s", 0.0)  # waiting: CPU replicas only
         infer_s = timings.get("infer_s", 0.0) + timings.get("recheck_s", 0.0)  # rechecks included
         return {**entry, "decode_s": decode_s, "infer_s": infer_s, "rechecked": scorer.rechecked,
                 "write_s": time.perf_counter() - mark}
 
     def _records(self, batch: Batch, scores: np.ndarray) -> list:
-        return with_meta(batch_records(batch.paths, scores, self.rule, batch.failures), batch.meta)
+        return batch.records(scores, self.rule, self.reading.keep_meta)
 
     def _batches(self, row: dict[str, Any]) -> Iterator[Batch]:
         """The inference batches of one shard (the last one may hold only failures)."""
         if row.get("kind", "files") != "files":  # a tar shard or table, streamed by the local engine's reader
             (path,) = json.loads(row["paths"])
-            members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading.keep_meta,
-                                     self.reading.image_column)
+            members = iter_container(Container(path, row["kind"]), lambda p: False, self.reading)
             return iter_batches(members, self.runner.preprocess, self.batch, self.threads, self.decoding)
         if row.get("images") is None:  # CPU replica: decode here, overlapped like the local engine
             return iter_batches(json.loads(row["paths"]), self.runner.preprocess, self.batch, self.threads,
@@ -332,6 +334,11 @@ class _ShardScorer:
             yield Batch([Path(p) for p in ok[i : i + self.batch]], images[i : i + self.batch],
                         reduced=reduced[i : i + self.batch])
         yield Batch([], images[:0], failures=[(Path(p), reason) for p, reason in failures])
+
+
+def score_labels(rule: DecisionRule) -> list[str] | None:
+    """The labels a Parquet shard names in its key-value metadata: those of `scores` (--scores all)."""
+    return list(rule.labels) if rule.scores_mode == "all" else None
 
 
 def _crash_for_tests() -> None:

@@ -1,7 +1,9 @@
 """Parquet image tables as tagging input: one Member per row, read one row group at a time.
 
 Two layouts of the image column are read:
-- the Hugging Face `Image` feature, a struct {bytes: binary, path: string};
+- the Hugging Face `Image` feature, a struct {bytes: binary, path: string}: the bytes, or where
+  they are null (what `to_parquet` writes for a dataset made from image files) the file `path`
+  names, a relative path taken from the table's own folder; a missing file is an error record;
 - a plain binary (or large binary) column of encoded images.
 
 `--image-column` names the column; without it, a column named "image" or "img" is taken, else the
@@ -76,6 +78,18 @@ def image_column(file: str, schema: Any, wanted: str | None) -> tuple[str, str]:
                      "choose one with --image-column")
 
 
+def has_image_column(file: str, wanted: str | None) -> bool:
+    """Whether a table holds images (`wanted`, or a column found by layout); an unreadable file
+    counts as one that does, so that the run gives it an error record."""
+    try:
+        image_column(file, open_table(file).schema_arrow, wanted)
+    except _Unreadable:
+        return True
+    except SigrlError:
+        return False
+    return True
+
+
 def open_table(file: str) -> Any:
     pa = require_pyarrow()
     try:
@@ -129,22 +143,31 @@ def iter_rows(file: str, column: str | None = None, skip: Callable[[str], bool] 
             values = [_Unreadable(f"unreadable row group {group}: {err}")] * rows
         for path, value in zip(paths, values):
             if not skip(path):
-                yield _row_member(path, value, layout)
+                yield _row_member(path, value, layout, os.path.dirname(file))
         start += rows
 
 
-def _row_member(path: str, value: Any, layout: str) -> Member:
+def _row_member(path: str, value: Any, layout: str, folder: str) -> Member:
     if isinstance(value, _Unreadable):
         return Member(path, error=str(value))
     if layout == "struct":
         stored = (value or {}).get("path")
         value = (value or {}).get("bytes")
+        if value is None and stored:
+            return _named_file(path, stored, folder)
         if value is None:
-            where = f" (the row names a file instead: {stored})" if stored else ""
-            return Member(path, error=f"no image bytes in this row{where}")
+            return Member(path, error="no image bytes in this row, and no path")
     if value is None:
         return Member(path, error="no image bytes in this row (null)")
     return Member(path, data=bytes(value))
+
+
+def _named_file(path: str, stored: str, folder: str) -> Member:
+    """A row whose image struct holds a path and no bytes: the file it names (from the table's folder)."""
+    file = stored if os.path.isabs(stored) else os.path.join(folder, stored)
+    if not os.path.isfile(file):
+        return Member(path, error=f"the row names the image file {stored}, which does not exist ({file})")
+    return Member(path, data=Path(file))
 
 
 def table_files(folder: Path) -> list[str]:

@@ -1,5 +1,12 @@
 """How records are laid out in an append-only file (JSON Lines, CSV), and how a file is checked
 before it is continued: every complete record found, a torn tail of ours cut, anything else refused.
+
+JSON Lines files are written so that tools which take a schema from the first lines they read
+(Hugging Face `datasets.load_dataset("json", ...)`) load several of them together: an ok record's
+`error` is "" (as in CSV), not null, so that a file without failures has a string column too; and
+`meta` (--keep-meta) is JSON text (as in Parquet), whose shape may differ from sample to sample
+and from file to file. Both read back as before (None; a dict); files written with null errors
+and meta objects read as they always did.
 """
 
 from __future__ import annotations
@@ -97,7 +104,12 @@ def _check_tail(path: Path, start: int, is_ours: Callable[[bytes], bool]) -> Non
 
 def _json_line(record: Record) -> bytes:
     # stored_record makes non-UTF-8 file names valid text, so every line is valid UTF-8 JSON.
-    text = json.dumps(stored_record(record), ensure_ascii=False, allow_nan=False) + "\n"
+    stored = stored_record(record)
+    if stored["error"] is None:
+        stored["error"] = ""
+    if "meta" in stored:
+        stored["meta"] = json.dumps(stored["meta"], ensure_ascii=False, allow_nan=False)
+    text = json.dumps(stored, ensure_ascii=False, allow_nan=False) + "\n"
     return text.encode("utf-8", "backslashreplace")  # only a surrogate in an error text needs it
 
 
@@ -108,6 +120,13 @@ def _parse_json_record(line: bytes) -> Record | None:
         return None
     if not isinstance(record, dict) or not _RECORD_KEYS <= record.keys() or not isinstance(record["path"], str):
         return None
+    if record["error"] == "":
+        record["error"] = None
+    if isinstance(record.get("meta"), str):
+        try:
+            record["meta"] = json.loads(record["meta"])
+        except json.JSONDecodeError:
+            return None
     try:
         return loaded_record(record)
     except ValueError:

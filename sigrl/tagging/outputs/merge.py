@@ -58,7 +58,10 @@ def merge_shards(out_dir: str | os.PathLike[str], output: str | os.PathLike[str]
         raise SigrlError(f"{output}: the merged file cannot replace the shard folder it is read from; pick another name")
     summary = MergeSummary(output=output, shards=0, records=0, errors=0)
     seen: set[str] = set()
-    with open_output(output, overwrite=overwrite) as out:
+    meta = read_meta(out_dir)
+    decision = (meta or {}).get("decision") or {}
+    score_labels = meta.get("labels") if meta is not None and decision.get("scores") == "all" else None
+    with open_output(output, overwrite=overwrite, score_labels=score_labels) as out:
         for records in iter_shard_records(out_dir, allow_partial):
             for r in records:
                 key = path_key(r["path"])
@@ -69,7 +72,6 @@ def merge_shards(out_dir: str | os.PathLike[str], output: str | os.PathLike[str]
             summary.shards += 1
             summary.records += len(records)
             summary.errors += sum(1 for r in records if r["status"] == "error")
-    meta = read_meta(out_dir)
     if meta is not None:  # the merged file describes itself like a local run's output
         write_meta(output, {**meta, "records": summary.records, "merged_from": os.fspath(out_dir)})
     return summary

@@ -16,6 +16,9 @@ from sigrl.optional import require
 from sigrl.tagging.records import Record, path_text, raw_path_bytes
 
 INSTALL_HINT = 'Parquet output needs pyarrow: pip install "sigrl[parquet]" (or pip install pyarrow)'
+# With --scores all: the labels of each record's `scores` list, in order, as a JSON list, in the
+# file's key-value metadata, so that the file explains itself without its .meta.json sidecar.
+SCORE_LABELS_KEY = "sigrl.score_labels"
 
 
 def require_pyarrow() -> Any:
@@ -33,7 +36,7 @@ def _schema(pa: Any, with_meta: bool = False) -> Any:
             ("error", pa.string()),
             ("path_bytes", pa.binary()),  # the exact name where it is not valid UTF-8, else null
         ]
-        # --keep-meta: a tar sample's .json / .txt, as JSON text; the column exists only then
+        # --keep-meta: a tar sample's other members (sigrl.tagging.inputs.webdataset), as JSON text; only then
         + ([("meta", pa.string())] if with_meta else [])
     )
 
@@ -83,14 +86,18 @@ def _row(record: Record) -> dict:
     return row
 
 
-def finalize(out: Path, journal: Path, journal_records: list[Record]) -> None:
+def finalize(out: Path, journal: Path, journal_records: list[Record], score_labels: list[str] | None = None) -> None:
     """Writes `out` from any earlier `out` plus the journal's records (read by the writer, which
-    owns the JSON Lines format), atomically, then drops the journal."""
+    owns the JSON Lines format), atomically, then drops the journal; `score_labels` go into the
+    file's key-value metadata (SCORE_LABELS_KEY)."""
     pa = require_pyarrow()
     records: list[Record] = read_parquet(out) if out.exists() else []
     records.extend(journal_records)
     with_meta = any("meta" in r for r in records)
-    table = pa.Table.from_pylist([_row(r) for r in records], schema=_schema(pa, with_meta))
+    schema = _schema(pa, with_meta)
+    if score_labels is not None:
+        schema = schema.with_metadata({SCORE_LABELS_KEY: json.dumps(score_labels, ensure_ascii=False)})
+    table = pa.Table.from_pylist([_row(r) for r in records], schema=schema)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     pa.parquet.write_table(table, tmp)
     with open(tmp, "rb") as f:

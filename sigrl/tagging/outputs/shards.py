@@ -113,14 +113,15 @@ def owns(shard: Shard, record_path: str) -> bool:
     return key == own or key.startswith(own + "#")
 
 
-def write_shard(out_dir: str | os.PathLike[str], shard: Shard, records: Sequence[Record], suffix: str) -> dict[str, Any]:
-    """Writes one shard file atomically; returns its manifest entry."""
+def write_shard(out_dir: str | os.PathLike[str], shard: Shard, records: Sequence[Record], suffix: str,
+                score_labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Writes one shard file atomically; returns its manifest entry (`score_labels`: see open_output)."""
     out_dir = Path(out_dir)
     final = out_dir / shard.file_name(suffix)
     # The temporary keeps the real extension: the writers pick the format from it.
     tmp = out_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
     try:
-        with open_output(tmp, overwrite=True) as out:
+        with open_output(tmp, overwrite=True, score_labels=score_labels) as out:
             out.write(records)
         os.replace(tmp, final)
     finally:

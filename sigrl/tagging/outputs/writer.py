@@ -44,6 +44,7 @@ class Output:
         self.done, self.repaired_bytes = done, repaired_bytes
         self._sink, self._codec = sink, codec
         self.written = 0
+        self.score_labels: list[str] | None = None  # Parquet: stored in the file's key-value metadata
 
     def is_done(self, path: str | os.PathLike[str]) -> bool:
         return path_key(path) in self.done
@@ -59,7 +60,8 @@ class Output:
         self._sink.close()
         if self.format == "parquet":
             journal = journal_path(self.path)
-            parquet.finalize(self.path, journal, list(JsonlCodec().iter_records(journal)) if journal.exists() else [])
+            parquet.finalize(self.path, journal, list(JsonlCodec().iter_records(journal)) if journal.exists() else [],
+                             self.score_labels)
 
     def __enter__(self) -> "Output":
         return self
@@ -68,10 +70,13 @@ class Output:
         self.close()
 
 
-def open_output(path: str | os.PathLike[str], resume: bool = False, overwrite: bool = False, fsync_interval: float = 10.0) -> Output:
+def open_output(path: str | os.PathLike[str], resume: bool = False, overwrite: bool = False, fsync_interval: float = 10.0,
+                score_labels: Sequence[str] | None = None) -> Output:
     """Opens `path` for appending records; see the module docstring for the guarantees.
 
     Without `resume`, an existing output is an error unless `overwrite` (which replaces it).
+    `score_labels`: the labels of the records' `scores` lists (--scores all), which a Parquet
+    output also keeps in its key-value metadata (parquet.SCORE_LABELS_KEY).
     """
     path = Path(path)
     fmt = output_format(path)
@@ -101,7 +106,9 @@ def open_output(path: str | os.PathLike[str], resume: bool = False, overwrite: b
     except BaseException:
         sink.close()
         raise
-    return Output(path, fmt, sink, codec, done, repaired)
+    out = Output(path, fmt, sink, codec, done, repaired)
+    out.score_labels = None if score_labels is None else list(score_labels)
+    return out
 
 
 def holds_records(path: str | os.PathLike[str]) -> bool:

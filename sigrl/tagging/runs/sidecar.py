@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # two kinds of records in one file without a trace, so it is refused.
 _MUST_MATCH = ("model_hash", "label_hash", "decision")
 # The same, for settings that older sidecars lack: a missing one had its default then.
-_MUST_MATCH_DEFAULTS = {"keep_meta": False, "image_column": None}
+_MUST_MATCH_DEFAULTS = {"keep_meta": False, "image_column": None, "image_ext": None}
 
 
 def label_hash(labels: Sequence[str], prompt: str) -> str:
@@ -93,7 +93,8 @@ def check_resumable(output_path: str | os.PathLike[str], meta: dict[str, Any], h
                 if _canonical(previous.get(key, default)) != _canonical(meta.get(key, default))]
     if changed:
         what = {"model_hash": "model", "label_hash": "labels or prompt", "decision": "thresholds/top-k/--scores",
-                "keep_meta": "--keep-meta", "image_column": "--image-column"}
+                "keep_meta": "--keep-meta", "image_column": "--image-column",
+                "image_ext": "--image-ext"}
         listed = ", ".join(what[k] for k in changed)
         raise SigrlError(
             f"{output_path}: cannot resume with a different {listed} than the run that wrote it "

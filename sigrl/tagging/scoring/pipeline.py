@@ -29,7 +29,9 @@ import numpy as np
 from sigrl.config import PreprocessConfig
 from sigrl.decode import DecodeError, DecodeOptions, decode_noting_scale
 from sigrl.errors import SigrlError
+from sigrl.tagging.decisions.rule import DecisionRule
 from sigrl.tagging.inputs.member import Member
+from sigrl.tagging.records import Record, batch_records, with_meta
 
 _Work = TypeVar("_Work")
 
@@ -51,6 +53,7 @@ class Batch:
     reduced: np.ndarray | None = None  # [b] bool: decoded at reduced scale; None: none was
     sources: list[Path | Member] | None = None  # what row i was decoded from; None: paths
     meta: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # record path -> Member.meta
+    failure_rows: list[int] | None = None  # where each failure stood among the batch's inputs
 
     def __post_init__(self) -> None:
         if self.reduced is None:
@@ -62,6 +65,12 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.paths) + len(self.failures)
+
+    def records(self, scores: np.ndarray, rule: DecisionRule, keep_meta: bool = False) -> list[Record]:
+        """The batch's records in input order (failures where they stood), meta included (with
+        `keep_meta` in every record, `{}` where an input has none)."""
+        records = batch_records(self.paths, scores, rule, self.failures, self.failure_rows)
+        return with_meta(records, self.meta, keep_meta)
 
 
 @dataclass
@@ -205,11 +214,12 @@ def make_batch(sources: list[Path | Member], ok: list[int], failures: list[tuple
     from the device pipeline, a tensor); `failures` are (index into sources, reason)."""
     failed = [(_record_path(sources[i]), reason) for i, reason in failures]
     members = [p for p in sources if isinstance(p, Member)]
+    rows = [i for i, _ in failures]
     if not members:  # files only: exactly the batches of before
-        return Batch(paths=[sources[i] for i in ok], images=images, failures=failed, reduced=reduced)
+        return Batch(paths=[sources[i] for i in ok], images=images, failures=failed, reduced=reduced, failure_rows=rows)
     meta = {m.path: m.meta for m in members if m.meta is not None}
     return Batch(paths=[_record_path(sources[i]) for i in ok], images=images, failures=failed, reduced=reduced,
-                 sources=[sources[i] for i in ok], meta=meta)
+                 sources=[sources[i] for i in ok], meta=meta, failure_rows=rows)
 
 
 def _record_path(source: Path | Member) -> Path | str:

@@ -69,6 +69,17 @@ def test_shard_written_but_not_noted_is_checked_by_content(tmp_path):
     assert again.entries[0]["records"] == 4 and again.entries[0]["errors"] == 1
 
 
+def test_resume_removes_temporaries_a_kill_left(tmp_path):
+    out = tmp_path / "tags.jsonl"
+    shards = plan_shards(_paths(4), 2)
+    open_manifest(out, shards, 2).save()
+    left = [out / ".tmp-0123-shard-00000.jsonl", out / f".{MANIFEST}.4242.abcd1234.tmp"]  # killed mid-write
+    for p in left:
+        p.write_text("partial")
+    open_manifest(out, shards, 2, resume=True)
+    assert not any(p.exists() for p in left) and (out / MANIFEST).exists()
+
+
 @pytest.mark.parametrize("shard_dir, merged", [("tags.jsonl", "all.csv"), ("tags.parquet", "all.jsonl"), ("tags", "all.parquet")])
 def test_merge_joins_every_shard_once(tmp_path, shard_dir, merged):
     pytest.importorskip("pyarrow")

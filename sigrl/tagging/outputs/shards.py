@@ -270,7 +270,10 @@ def _clear(out_dir: Path) -> None:
 
 
 def _remove_temporaries(out_dir: Path) -> None:
-    for p in out_dir.glob(f"{TMP_PREFIX}*"):
-        p.unlink(missing_ok=True)
+    # Shard files in progress, and the manifest's own temporary (sigrl.atomic names it
+    # ".manifest.json.<pid>.<id>.tmp") when a kill -9 landed inside write_text_atomic.
+    for pattern in (f"{TMP_PREFIX}*", f".{MANIFEST}.*.tmp"):
+        for p in out_dir.glob(pattern):
+            p.unlink(missing_ok=True)
 
 

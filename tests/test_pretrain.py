@@ -36,6 +36,7 @@ def test_pretrain_learns_and_the_checkpoint_loads_back(world: Path, tmp_path: Pa
                          log_every=4, eval_manifest=str(world / "test.jsonl"), threads=1)
     summary = pretrain([world / "train.jsonl"], out, cfg)
     assert summary["steps"] == 12 and summary["samples_seen"] == 96
+    assert [s for s, _ in summary["loss_curve"]] == [4, 8, 12]
     assert np.isfinite(summary["loss_last"]) and summary["loss_last"] < summary["loss_first"]
     zs = summary["zero_shot"]
     assert zs["images"] == 6 and 0.0 <= zs["map_all"] <= 1.0

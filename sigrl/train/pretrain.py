@@ -194,4 +194,7 @@ def _summary(cfg: PretrainConfig, data: Sequence[str | Path], train: PretrainDat
         "loss_first": round(_mean([h["total"] for h in history[:head]]), 4),
         "loss_last": round(_mean([h["total"] for h in history[-tail:]]), 4),
         "loss_parts_last": {k: round(_mean([h[k] for h in history[-tail:]]), 4) for k in history[-1]} if history else {},
+        # [step, mean total loss over the log_every steps before it]: is the run still learning?
+        "loss_curve": [[i + cfg.log_every, round(_mean([h["total"] for h in history[i:i + cfg.log_every]]), 4)]
+                       for i in range(0, step - cfg.log_every + 1, cfg.log_every)],
     }

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from results_jobs import CLIP, DIAGNOSTIC_JOBS, JOBS, OV_JOBS, PRETRAIN_ARGS, UNSEEN_WORLD, Job
+from results_jobs import CLIP, DIAGNOSTIC_JOBS, JOBS, OV_JOBS, PRETRAIN_ARGS, UNSEEN_WORLD, WEIGHTLESS, Job
 from results_render import clip_facts, render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,9 +90,9 @@ def _train_cmd(d: Driver, job: Job, seed: int) -> list[str]:
     return ["sigrl", "train", "--setting", job.setting, "--data", "world/train.jsonl", "--val", "world/val.jsonl",
             "--init", CLIP, "--out", f"runs/{job.name}-s{seed}", "--seed", str(seed), "--limit", str(a.train_limit),
             "--val-limit", str(a.val_limit), "--batch-size", "32", "--topk", str(a.topk), "--head-steps",
-            # the MKT head has no weights of its own: only end-to-end epochs can train it
-            "0" if job.name == "ov-mkt" else str(a.head_steps), "--epochs",
-            str(a.mkt_epochs if job.name == "ov-mkt" else a.epochs), "--warmup-epochs", str(a.warmup_epochs), "--precision",
+            # the MKT and CLIP heads have no weights of their own: only end-to-end epochs can train them
+            "0" if job.name in WEIGHTLESS else str(a.head_steps), "--epochs",
+            str(a.mkt_epochs if job.name in WEIGHTLESS else a.epochs), "--warmup-epochs", str(a.warmup_epochs), "--precision",
             a.precision, "--threads", str(a.threads), "--compile" if a.compile else "--no-compile", *job.args]
 
 
@@ -145,14 +145,14 @@ def run_all(d: Driver) -> None:
             future.result()
     for job, seed in work:
         key = f"{job.name}-s{seed}"
-        if job.name != "ov-mkt" and key not in d.ledger.setdefault("diagnostics", {}):
+        if job.name not in WEIGHTLESS and key not in d.ledger.setdefault("diagnostics", {}):
             d.ledger["diagnostics"][key] = head_diagnostics(d, f"runs/{key}")
     d.save()
 
 
 def pack_default(d: Driver) -> dict:
-    """The OV run with the best validation mAP (never the test figures) among the SigRL variants of
-    OV_JOBS and the seeds, stored in fp16: if a part of SigRL does not pay, the default drops it."""
+    """The OV run with the best validation mAP (never the test figures) among OV_JOBS and the seeds,
+    stored in fp16: if a part of SigRL does not pay, the default drops it."""
     from sigrl.checkpoint import read_metadata
     from sigrl.default_model import FILENAME, pack
 
@@ -239,7 +239,7 @@ def main() -> None:
     p.add_argument("--head-steps", type=int, default=400)
     p.add_argument("--epochs", type=int, default=1,
                    help="End-to-end epochs after the head-only phase (1: as many as the MKT head gets).")
-    p.add_argument("--mkt-epochs", type=int, default=1, help="End-to-end epochs of the (weightless) MKT head.")
+    p.add_argument("--mkt-epochs", type=int, default=1, help="End-to-end epochs of the weightless heads (MKT, CLIP).")
     p.add_argument("--warmup-epochs", type=float, default=0.3)
     p.add_argument("--topk", type=int, default=8)
     p.add_argument("--precision", default="bf16")

@@ -23,6 +23,7 @@ class Job:
 
 JOBS = [
     Job("ov-mkt", "ov", ("--variant", "mkt")),
+    Job("ov-clip", "ov", ("--variant", "clip")),
     Job("ov-sigrl", "ov", ()),
     Job("ov-sigrl-refgmc", "ov", ("--reference-gmc",)),
     Job("ov-no-gmc", "ov", ("--no-gmc",)),
@@ -31,9 +32,11 @@ JOBS = [
     Job("spml-em", "spml", ("--loss", "em")),
     Job("spml-em_pl", "spml", ("--loss", "em_pl")),
 ]
+# Heads without weights of their own: only end-to-end epochs can train them.
+WEIGHTLESS = ("ov-mkt", "ov-clip")
 # Candidates for the embedded default model (the best validation mAP among them is packed); each
 # is also evaluated on a world of another seed.
-OV_JOBS = ("ov-sigrl", "ov-sigrl-refgmc", "ov-no-gmc", "ov-no-svfr")
+OV_JOBS = ("ov-mkt", "ov-clip", "ov-sigrl", "ov-sigrl-refgmc", "ov-no-gmc", "ov-no-svfr")
 # Run for the first seed only: does SVFR gain from a longer head phase?
 DIAGNOSTIC_JOBS = [Job("ov-sigrl-long", "ov", ("--head-steps", "1500"))]
 # (row, run or None for the initial backbone, variant)
@@ -41,6 +44,7 @@ OV_ROWS = [
     ("CLIP zero-shot (initial backbone)", None, "clip"),
     ("MKT-style head, untrained (initial backbone)", None, "mkt"),
     ("MKT-style head, trained", "ov-mkt", "own"),
+    ("CLIP head (global score only), trained", "ov-clip", "own"),
     ("SigRL, reference GMC", "ov-sigrl-refgmc", "own"),
     ("SigRL (residual GMC, the default)", "ov-sigrl", "own"),
     ("SigRL w/o GMC", "ov-no-gmc", "own"),

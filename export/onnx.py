@@ -119,6 +119,12 @@ def _metadata_props(manifest: Mapping[str, Any], graph: str) -> dict[str, str]:
     return props
 
 
+def graph_inputs(path: Path) -> set[str]:
+    import onnx
+
+    return {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+
+
 def _set_metadata(path: Path, props: Mapping[str, str], narrow: bool = False) -> None:
     """Write the graph's metadata; with `narrow`, also store its exactly-fp16 weights in fp16 (export/weights.py)."""
     import onnx
@@ -207,6 +213,11 @@ def export_onnx(
         "inputs": ["images", "embeddings", "context"], "outputs": ["scores"],
         "axes": {"images": {0: "B"}, "embeddings": {0: "N"}, "context": {0: "N"}, "scores": {0: "B", 1: "N"}},
     }, opset)
+    # The tracer drops an input the head never reads (the CLIP and MKT heads take no label context):
+    # the manifest names the inputs the graph has, and runners feed exactly those.
+    kept = graph_inputs(out_dir / IMAGE_FILE)
+    image_io = manifest["graphs"]["image"]
+    image_io["inputs"] = {name: dims for name, dims in image_io["inputs"].items() if name in kept}
     if int8:  # quantised from the plain fp32 graph, before its weights are narrowed below
         quantize_image_graph(out_dir / IMAGE_FILE, out_dir / IMAGE_INT8_FILE)
         _set_metadata(out_dir / IMAGE_INT8_FILE, {**_metadata_props(manifest, "image"), "sigrl.precision": "int8"})

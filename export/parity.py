@@ -163,7 +163,8 @@ def check_parity(
             "context_max_abs_diff": float(np.abs(octx - ctx.numpy()).max()),
         })
         for variant, session in images_by_variant.items():
-            (got,) = session.run(None, {"images": pixels, "embeddings": oh, "context": octx})
+            feed = {"images": pixels, "embeddings": oh, "context": octx}
+            (got,) = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})
             report.cases.append(_case(variant, ref, got))
     write_json(out_dir / PARITY_FILE, report.to_dict())
     for variant in images_by_variant:

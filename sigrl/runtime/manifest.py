@@ -62,6 +62,11 @@ class ExportManifest:
         except TypeError as err:
             raise SigrlError(f"{self.path}: bad 'preprocess' section ({err}); re-export the model") from None
 
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        """The image graph's inputs: a head that reads no label context (CLIP, MKT) has no `context`."""
+        return tuple(self.data["graphs"]["image"]["inputs"])
+
     def text_graph(self) -> Path:
         return self._graph(self.data["graphs"]["text"]["file"], "text")
 

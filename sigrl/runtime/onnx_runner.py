@@ -180,7 +180,7 @@ class OnnxRunner(Runner):
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
             feed = {"images": images, "embeddings": side.embeddings, "context": side.context}
-            return self.session.run(["scores"], feed)[0]
+            return self.session.run(["scores"], {name: feed[name] for name in self.manifest.image_inputs})[0]
         return self._score_bound(images, side)
 
     def _score_bound(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
@@ -190,7 +190,8 @@ class OnnxRunner(Runner):
         binding = self.session.io_binding()
         binding.bind_cpu_input("images", images)  # uint8: a quarter of the float traffic
         binding.bind_ortvalue_input("embeddings", self._bound[1])
-        binding.bind_ortvalue_input("context", self._bound[2])
+        if "context" in self.manifest.image_inputs:
+            binding.bind_ortvalue_input("context", self._bound[2])
         binding.bind_output("scores", "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]

@@ -29,7 +29,6 @@ from sigrl.runtime.manifest import ExportManifest, is_export_dir, read_manifest
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'sigrl[trt]' (tensorrt>=10) on a machine with an NVIDIA GPU and driver"
-INPUTS = ("images", "embeddings", "context")
 OUTPUT = "scores"
 
 
@@ -129,8 +128,9 @@ class TrtRunner(Runner):
         if self.engine is None:
             raise SigrlError(f"{engine_path}: TensorRT could not deserialize this engine (see its log); rebuild it")
         self.context = self.engine.create_execution_context()
-        self._dtypes = {name: self._torch_dtype(trt, name) for name in (*INPUTS, OUTPUT)}
-        self._profile = {name: self.engine.get_tensor_profile_shape(name, 0) for name in INPUTS}  # [min, opt, max]
+        self._inputs = manifest.image_inputs  # a head without label context has no `context` input
+        self._dtypes = {name: self._torch_dtype(trt, name) for name in (*self._inputs, OUTPUT)}
+        self._profile = {name: self.engine.get_tensor_profile_shape(name, 0) for name in self._inputs}  # [min, opt, max]
         self._stream = torch.cuda.Stream()
         self._geometry = HeadGeometry.from_arch(manifest.arch, itemsize=2)
         self._bound: tuple[LabelArrays, Any, Any] | None = None
@@ -164,7 +164,7 @@ class TrtRunner(Runner):
             check_labels_in_profile(side.embeddings.shape[0], low, high, self.engine_path)
             torch = self._torch
             emb = torch.from_numpy(side.embeddings).to("cuda", self._dtypes["embeddings"])
-            ctx = torch.from_numpy(side.context).to("cuda", self._dtypes["context"])
+            ctx = torch.from_numpy(side.context).to("cuda", self._dtypes["context"]) if "context" in self._inputs else None
             self._bound = (side, emb, ctx)
         return self._bound[1], self._bound[2]
 
@@ -173,7 +173,8 @@ class TrtRunner(Runner):
         embeddings, label_context = self._label_buffers(side)
         with torch.cuda.stream(self._stream):
             x = torch.from_numpy(np.ascontiguousarray(images)).to("cuda", non_blocking=True)  # [b, S, S, 3]
-            for name, tensor in (("images", x), ("embeddings", embeddings), ("context", label_context)):
+            feed = {"images": x, "embeddings": embeddings, "context": label_context}
+            for name, tensor in ((name, feed[name]) for name in self._inputs):
                 if not context.set_input_shape(name, tuple(tensor.shape)):
                     raise SigrlError(f"{self.engine_path}: input {name} {list(tensor.shape)} is outside its profile")
                 context.set_tensor_address(name, tensor.data_ptr())

@@ -155,3 +155,20 @@ def test_set_prompt_changes_the_label_side_like_the_model_config(tiny_model, tin
         assert np.abs(before - expected).max() > 1e-4  # the prompt really matters
         with pytest.raises(SigrlError, match="must contain"):
             torch_runner.set_prompt("no placeholder")
+
+
+@pytest.mark.parametrize("variant", ["clip", "mkt"])
+def test_heads_without_label_context_export_and_run(tmp_path, tiny_model, images, variant):
+    """The tracer drops an input a head never reads: the manifest names what the graph has and the
+    runner feeds exactly that (the embedded default model is such a head)."""
+    from sigrl.export.exporter import export_model
+    from sigrl.model import create_model, save_model
+
+    model = create_model(tiny_model.config.replace(head={"variant": variant})).eval()
+    save_model(tmp_path / "m.safetensors", model)
+    export_model(str(tmp_path / "m.safetensors"), tmp_path / "out", format="onnx")
+    with TorchRunner(model) as torch_runner, OnnxRunner(tmp_path / "out") as onnx_runner:
+        graph_inputs = tuple(i.name for i in onnx_runner.session.get_inputs())
+        assert onnx_runner.manifest.image_inputs == graph_inputs
+        assert variant != "clip" or graph_inputs == ("images", "embeddings")
+        np.testing.assert_allclose(onnx_runner.infer(images, LABELS), torch_runner.infer(images, LABELS), atol=1e-4, rtol=0)

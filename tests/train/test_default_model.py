@@ -19,14 +19,14 @@ except SigrlError:
 
 needs_model = pytest.mark.skipif(PACKAGED is None, reason="this checkout ships no packaged default model")
 
-# Measured on the packaged model with this 120-image split (seed 11, not the world's seed 0):
-# ZSL mAP 0.459 (own) vs 0.424 (plain CLIP on the same backbone), GZSL 0.200 vs 0.167; the model
-# packed before the head-only phase and the residual GMC had 0.387 / 0.182. The floors sit below the
-# measurement and far above chance (about 0.08 ZSL, 0.04 GZSL); on 2,000 images of an unseen-seed
-# world the SigRL head leads plain CLIP by 2.9 GZSL points with a seed spread of 0.05.
-ZSL_FLOOR = 0.42
-GZSL_FLOOR = 0.18
-GZSL_LEAD_OVER_CLIP = 0.015
+# Measured on the packaged model (the trained CLIP head on the shape-seeing world CLIP, see
+# docs/results.md) with this 120-image split (seed 11, not the world's seed 0): ZSL mAP 0.632,
+# GZSL 0.588; an untrained MKT-style head on the same backbone 0.477 / 0.488 (seed 12: 0.621 /
+# 0.558 against 0.561 / 0.474). The floors sit below the measurement and far above chance (about
+# 0.08 ZSL, 0.04 GZSL); the lead is the bar of one GZSL point, measured at ten.
+ZSL_FLOOR = 0.58
+GZSL_FLOOR = 0.53
+GZSL_LEAD_OVER_UNTRAINED_MKT = 0.01
 
 
 @needs_model
@@ -39,8 +39,8 @@ def test_default_model_is_small_and_knows_every_world_label():
 def test_default_model_map_above_floor(tmp_path):
     paths = synth(SynthSpec(out=tmp_path, seed=11, sizes={"test": 120}, image_size=64, workers=1))
     manifest = load_manifest(paths["test"])
-    report = evaluate(default_model.load_default(), manifest, "ov", ["own", "clip"], batch_size=64, threads=1)
-    own, clip = report["results"]["own"], report["results"]["clip"]
+    report = evaluate(default_model.load_default(), manifest, "ov", ["own", "mkt"], batch_size=64, threads=1)
+    own, mkt = report["results"]["own"], report["results"]["mkt"]
     assert own["zsl"]["mAP"] >= ZSL_FLOOR
     assert own["gzsl"]["mAP"] >= GZSL_FLOOR
-    assert own["gzsl"]["mAP"] >= clip["gzsl"]["mAP"] + GZSL_LEAD_OVER_CLIP
+    assert own["gzsl"]["mAP"] >= mkt["gzsl"]["mAP"] + GZSL_LEAD_OVER_UNTRAINED_MKT

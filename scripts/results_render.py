@@ -46,6 +46,8 @@ def _table(ledger: dict, rows, base_row: str, base_key: str, metrics: dict) -> l
     lines = ["| model | " + " | ".join(metrics) + f" | {' / '.join(k for k in metrics if 'mAP' in k)} minus "
              f"{base_row} | seeds | train wall s |", "|---" * (len(metrics) + 4) + "|"]
     for row, run, _ in rows:
+        if not values[row][first]:
+            continue  # a row not run (the diagnostic runs only when named)
         cells = [_cell(values[row][m]) for m in metrics]
         diffs = " / ".join(_difference(values[row][m], values[base_row][m]) for m in metrics if "mAP" in m)
         walls = [ledger["steps"][f"train {run} s{s}"]["wall_seconds"] for s in ledger["seeds"]

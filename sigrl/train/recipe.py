@@ -67,7 +67,7 @@ class TrainConfig:
     head_steps: int | None = None
     head_warmup_steps: int = 50
     # torch.compile the head-only step. Off by default: on a 2-core CPU the compiled step ran at half
-    # the eager rate (bench/train_step.py: 0.45 vs 0.95 steps/s), after 15-150 s of compiling.
+    # the eager rate (scripts/bench/train_step.py: 0.45 vs 0.95 steps/s), after 15-150 s of compiling.
     compile: bool = False
     # OV
     margin: float = 1.0

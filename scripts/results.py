@@ -249,7 +249,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per command.")
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--pack-default", action="store_true",
-                   help="Also pack the OV SigRL run with the best validation mAP as sigrl/default_model.")
+                   help="Also pack the trained OV run (any head) with the best validation mAP as sigrl/default_model.")
     args = p.parse_args()
     args.out = args.out.resolve()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The embedded default model: an OV SigRL checkpoint trained on the procedural world, and its export.
+"""The embedded default model: the best validated OV checkpoint trained on the procedural world
+(today a CLIP head on the world CLIP: it beat the SigRL heads, docs/results.md), and its export.
 
 It ships inside the package in two forms, kept in step:
 - `sigrl-world.safetensors`: the checkpoint (weights in fp16 to stay small; they load into fp32

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side pretraining arms on one world: each arm the same steps, batch, seed and precision,
 # two at a time on one thread each, then the shape probe on the test split.
-#   bash scripts/pretrain_arms.sh WORLD_DIR OUT_DIR [STEPS]
+#   bash scripts/pretrain_arms.sh WORLD_DIR OUT_DIR [STEPS [WAVES]]
+# WAVES (default "1 2 3") picks the pairs run: 1 patch vs stem, 2 + label loss (+ negatives),
+# 3 the isolating pair (the patch convolution with label loss and negatives, the stem with negatives alone).
 set -euo pipefail
-world=$1; out=$2; steps=${3:-120}
+world=$1; out=$2; steps=${3:-120}; waves=${4:-1 2 3}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 arm() {  # name, then extra sigrl pretrain options
@@ -12,12 +14,17 @@ arm() {  # name, then extra sigrl pretrain options
     --precision bf16 --threads 1 "$@" > "$out/$name.log" 2>&1
   python "$here/shape_probe.py" --clip "$out/$name.safetensors" --data "$world/test.jsonl" --out "$out/$name.probe.json" > /dev/null
 }
-arm patch-caption --arch clip-world-tiny &
-arm stem-caption --arch clip-world-stem &
-wait
-arm stem-label --arch clip-world-stem --label-loss 1 &
-arm stem-label-negatives --arch clip-world-stem --label-loss 1 --hard-negatives 3 &
-wait
+for wave in $waves; do
+  case $wave in
+    1) arm patch-caption --arch clip-world-tiny &
+       arm stem-caption --arch clip-world-stem & ;;
+    2) arm stem-label --arch clip-world-stem --label-loss 1 &
+       arm stem-label-negatives --arch clip-world-stem --label-loss 1 --hard-negatives 3 & ;;
+    3) arm patch-label-negatives --arch clip-world-tiny --label-loss 1 --hard-negatives 3 &
+       arm stem-negatives --arch clip-world-stem --hard-negatives 3 & ;;
+  esac
+  wait
+done
 python - "$out" <<'PY'
 import json, sys, pathlib
 rows = []

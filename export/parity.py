@@ -27,6 +27,7 @@ from sigrl.model.graphs import ImageGraph, TextGraph, tokenize_labels
 from sigrl.model.sigrl import SigRL
 from sigrl.model.text import make_prompts
 from sigrl.export.manifest import write_json
+from sigrl.runtime.manifest import image_feed
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def check_parity(
     model = model.eval()
     text = _session(out_dir / manifest["graphs"]["text"]["file"])
     images_by_variant = {v: _session(out_dir / f) for v, f in manifest["variants"]["image"].items()}
+    image_inputs = list(manifest["graphs"]["image"]["inputs"])
     size = manifest["preprocess"]["image_size"]
     report = ParityReport(bars={
         "fp32": {"max_abs_diff": FP32_TOL},
@@ -163,8 +165,7 @@ def check_parity(
             "context_max_abs_diff": float(np.abs(octx - ctx.numpy()).max()),
         })
         for variant, session in images_by_variant.items():
-            feed = {"images": pixels, "embeddings": oh, "context": octx}
-            (got,) = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})
+            (got,) = session.run(None, image_feed(image_inputs, pixels, oh, octx))
             report.cases.append(_case(variant, ref, got))
     write_json(out_dir / PARITY_FILE, report.to_dict())
     for variant in images_by_variant:

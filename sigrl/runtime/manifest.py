@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
@@ -20,6 +20,13 @@ from sigrl.errors import SigrlError
 MANIFEST = "manifest.json"
 FORMAT = "sigrl-export"
 FORMAT_VERSION = 1
+
+
+def image_feed(inputs: Sequence[str], images: Any, embeddings: Any, context: Any) -> dict[str, Any]:
+    """The image graph's inputs by name, only those it declares (a head that reads no label context,
+    CLIP or MKT, has no `context`: the tracer drops it)."""
+    arrays = {"images": images, "embeddings": embeddings, "context": context}
+    return {name: arrays[name] for name in inputs}
 
 
 @dataclass(frozen=True)

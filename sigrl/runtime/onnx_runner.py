@@ -26,7 +26,7 @@ from sigrl.errors import SigrlError
 from sigrl.optional import require
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
-from sigrl.runtime.manifest import ExportManifest, read_manifest
+from sigrl.runtime.manifest import ExportManifest, image_feed, read_manifest
 from sigrl.runtime.progress import LabelProgress
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ class OnnxRunner(Runner):
             head_budget=head_budget,
         )
         self.manifest = manifest
+        self._inputs = manifest.image_inputs
         self.graph_path = manifest.image_graph(precision)
         ort = import_onnxruntime()
         self.session = open_session(ort, self.graph_path, device, threads, shared_cpu)
@@ -179,8 +180,8 @@ class OnnxRunner(Runner):
     def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
-            feed = {"images": images, "embeddings": side.embeddings, "context": side.context}
-            return self.session.run(["scores"], {name: feed[name] for name in self.manifest.image_inputs})[0]
+            feed = image_feed(self._inputs, images, side.embeddings, side.context)
+            return self.session.run(["scores"], feed)[0]
         return self._score_bound(images, side)
 
     def _score_bound(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
@@ -190,7 +191,7 @@ class OnnxRunner(Runner):
         binding = self.session.io_binding()
         binding.bind_cpu_input("images", images)  # uint8: a quarter of the float traffic
         binding.bind_ortvalue_input("embeddings", self._bound[1])
-        if "context" in self.manifest.image_inputs:
+        if "context" in self._inputs:
             binding.bind_ortvalue_input("context", self._bound[2])
         binding.bind_output("scores", "cuda")
         self.session.run_with_iobinding(binding)

@@ -24,7 +24,7 @@ from sigrl.errors import SigrlError
 from sigrl.optional import require
 from sigrl.runtime.base import DEFAULT_HEAD_BUDGET, HeadGeometry, Runner
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
-from sigrl.runtime.manifest import ExportManifest, is_export_dir, read_manifest
+from sigrl.runtime.manifest import ExportManifest, image_feed, is_export_dir, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,7 @@ class TrtRunner(Runner):
         embeddings, label_context = self._label_buffers(side)
         with torch.cuda.stream(self._stream):
             x = torch.from_numpy(np.ascontiguousarray(images)).to("cuda", non_blocking=True)  # [b, S, S, 3]
-            feed = {"images": x, "embeddings": embeddings, "context": label_context}
-            for name, tensor in ((name, feed[name]) for name in self._inputs):
+            for name, tensor in image_feed(self._inputs, x, embeddings, label_context).items():
                 if not context.set_input_shape(name, tuple(tensor.shape)):
                     raise SigrlError(f"{self.engine_path}: input {name} {list(tensor.shape)} is outside its profile")
                 context.set_tensor_address(name, tensor.data_ptr())

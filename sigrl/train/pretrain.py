@@ -51,6 +51,7 @@ class PretrainConfig:
     prompt: str = field(default_factory=lambda: TextConfig().prompt)
     label_captions: bool = False  # also caption images with `prompt` per positive label (sigrl manifests)
     label_loss: float = 0.0  # weight of the multi-positive sigmoid loss over the training label prompts (0: off)
+    word_loss: float = 0.0  # weight of the same sigmoid loss over the words of the training labels (0: off)
     hard_negatives: int = 0  # false captions made per image by a shape or colour swap (0: off)
     precision: str = "fp32"  # "bf16": autocast the towers (losses stay fp32)
 
@@ -89,8 +90,9 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, gen: torch.Generator,
-                preprocess: Any, label_loss: LabelSigmoidLoss | None, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """The losses of one batch: the caption loss, plus the label loss when asked for."""
+                preprocess: Any, label_loss: LabelSigmoidLoss | None, word_loss: LabelSigmoidLoss | None,
+                cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """The losses of one batch: the caption loss, plus the label and word losses when asked for."""
     batch = data.images[idx]  # [B, 3, S, S]
     flip = torch.rand(len(idx), generator=gen) < 0.5  # colour and shape survive a mirror
     batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
@@ -101,6 +103,8 @@ def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, ge
         texts.append(data.negative_tokens[idx, torch.randint(data.negative_tokens.shape[1], (len(idx),), generator=gen)])
     if label_loss is not None:
         texts.append(data.label_tokens)
+    if word_loss is not None:
+        texts.append(data.word_tokens)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         img = clip.encode_image(normalise(batch, preprocess))  # [B, D]
         txt = clip.encode_text(torch.cat(texts))  # [B (+B) (+L), D]
@@ -109,8 +113,12 @@ def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, ge
     negatives = txt[b:2 * b] if data.negative_tokens is not None else None
     has_negative = data.has_negative[idx] if data.has_negative is not None else None
     losses = {"caption": caption_loss(img, txt[:b], clip.logit_scale.exp(), text, negatives, has_negative)}
+    end = len(txt)
+    if word_loss is not None:
+        losses["word"] = cfg.word_loss * word_loss(img, txt[end - len(data.word_tokens):end], data.word_targets[idx])
+        end -= len(data.word_tokens)
     if label_loss is not None:
-        losses["label"] = cfg.label_loss * label_loss(img, txt[-len(data.label_tokens):], data.label_targets[idx])
+        losses["label"] = cfg.label_loss * label_loss(img, txt[end - len(data.label_tokens):end], data.label_targets[idx])
     return losses
 
 
@@ -125,13 +133,16 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
     tokenizer = build_tokenizer(arch)
     train = load_pretrain_data(data, preprocess, tokenizer, threads=torch.get_num_threads(),
                                label_prompt=cfg.prompt if cfg.label_captions else None, prompt=cfg.prompt,
-                               label_loss=cfg.label_loss > 0, negatives=cfg.hard_negatives, seed=cfg.seed)
+                               label_loss=cfg.label_loss > 0, negatives=cfg.hard_negatives, seed=cfg.seed,
+                               word_loss=cfg.word_loss > 0)
     if len(train) < cfg.batch_size:
         raise SigrlError(f"only {len(train)} image-caption pairs for a batch of {cfg.batch_size}; lower --batch-size")
     label_loss = LabelSigmoidLoss(prior=float(train.label_targets.float().mean())) if cfg.label_loss > 0 else None
+    word_loss = (LabelSigmoidLoss(prior=float(train.word_targets.float().mean())) if cfg.word_loss > 0 else None)
     groups = _param_groups(clip, cfg.weight_decay)
-    if label_loss is not None:
-        groups[1]["params"] += list(label_loss.parameters())
+    for extra in (label_loss, word_loss):
+        if extra is not None:
+            groups[1]["params"] += list(extra.parameters())
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     gen = torch.Generator().manual_seed(cfg.seed)
     order, cursor = torch.randperm(len(train), generator=gen), 0
@@ -145,7 +156,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
         cursor += cfg.batch_size
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, _progress(cfg, step, time.perf_counter() - start))
-        parts = _batch_step(clip, train, idx, gen, preprocess, label_loss, cfg)
+        parts = _batch_step(clip, train, idx, gen, preprocess, label_loss, word_loss, cfg)
         loss = sum(parts.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,6 +190,8 @@ def _summary(cfg: PretrainConfig, data: Sequence[str | Path], train: PretrainDat
     recipe = ["caption loss" + (f" with {cfg.hard_negatives} hard negative(s) per image" if cfg.hard_negatives else "")]
     if cfg.label_loss:
         recipe.append(f"label sigmoid loss x{cfg.label_loss} over {len(train.labels)} training labels")
+    if cfg.word_loss:
+        recipe.append(f"word sigmoid loss x{cfg.word_loss} over the {len(train.words)} words of those labels")
     return {
         "recipe": " + ".join(recipe),
         "config": {k: (v if not isinstance(v, Mapping) else dict(v)) for k, v in asdict(cfg).items()},

@@ -35,6 +35,9 @@ class PretrainData:
     labels: tuple[str, ...] = ()  # training labels (label loss)
     label_tokens: torch.Tensor | None = None  # [L, C] prompt of each training label
     label_targets: torch.Tensor | None = None  # uint8 [N, L] 0/1
+    words: tuple[str, ...] = ()  # the distinct words of the training labels (word loss)
+    word_tokens: torch.Tensor | None = None  # [W, C] prompt of each word
+    word_targets: torch.Tensor | None = None  # uint8 [N, W] 0/1: a positive label of the image has the word
     negative_tokens: torch.Tensor | None = None  # [N, K', C] false captions
     has_negative: torch.Tensor | None = None  # bool [N]: the image has at least one false caption
 
@@ -63,6 +66,18 @@ def training_labels(pairs: CaptionSet) -> tuple[tuple[str, ...], torch.Tensor]:
     return labels, targets
 
 
+def label_words(labels: Sequence[str], targets: torch.Tensor) -> tuple[tuple[str, ...], torch.Tensor]:
+    """The distinct words of `labels`, sorted, and the 0/1 targets [N, W]: an image has a word when
+    one of its positive labels does ("red star" -> "red", "star"). Only training labels are split, so
+    every word is one the training data shows; an unseen label is at most a new pairing of them."""
+    words = tuple(sorted({w for lab in labels for w in lab.split()}))
+    column = {w: j for j, w in enumerate(words)}
+    has = torch.zeros(len(labels), len(words))  # [L, W]
+    for i, lab in enumerate(labels):
+        has[i, [column[w] for w in lab.split()]] = 1
+    return words, ((targets.float() @ has) > 0).to(torch.uint8)
+
+
 def hard_negatives(pairs: CaptionSet, allowed: Sequence[str], count: int, seed: int) -> list[tuple[str, ...]]:
     rng = np.random.default_rng([seed, 7])
     out = []
@@ -76,7 +91,7 @@ def hard_negatives(pairs: CaptionSet, allowed: Sequence[str], count: int, seed: 
 
 def load_pretrain_data(data: Sequence[str | Path], preprocess: PreprocessConfig, tokenizer: Any, *, threads: int,
                        label_prompt: str | None, prompt: str, label_loss: bool, negatives: int,
-                       seed: int) -> PretrainData:
+                       seed: int, word_loss: bool = False) -> PretrainData:
     pairs = load_captions(data, label_prompt)
     need = len(pairs) * 3 * preprocess.image_size ** 2
     if need > MAX_CACHE_BYTES:
@@ -88,11 +103,14 @@ def load_pretrain_data(data: Sequence[str | Path], preprocess: PreprocessConfig,
     images = load_images(pairs.image_paths, preprocess, threads=threads)  # [N, 3, S, S] uint8
     log.info("decoded %d images in %.1f s", len(images), time.perf_counter() - start)
     out = PretrainData(images, tokenize_all(tokenizer, pairs.captions))
-    if label_loss or negatives:
+    if label_loss or negatives or word_loss:
         out.labels, targets = training_labels(pairs)
         if label_loss:
             out.label_tokens = tokenizer([prompt.format(label=lab) for lab in out.labels])
             out.label_targets = targets
+        if word_loss:
+            out.words, out.word_targets = label_words(out.labels, targets)
+            out.word_tokens = tokenizer([prompt.format(label=w) for w in out.words])
     if negatives:
         false = hard_negatives(pairs, out.labels, negatives, seed)
         out.has_negative = torch.tensor([bool(f) for f in false])

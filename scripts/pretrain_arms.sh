@@ -3,7 +3,8 @@
 # two at a time on one thread each, then the shape probe on the test split.
 #   bash scripts/pretrain_arms.sh WORLD_DIR OUT_DIR [STEPS [WAVES]]
 # WAVES (default "1 2 3") picks the pairs run: 1 patch vs stem, 2 + label loss (+ negatives),
-# 3 the isolating pair (the patch convolution with label loss and negatives, the stem with negatives alone).
+# 3 the isolating pair (the patch convolution with label loss and negatives, the stem with negatives alone),
+# 4 the word loss (the stem with label loss and negatives, without and with --word-loss).
 set -euo pipefail
 world=$1; out=$2; steps=${3:-120}; waves=${4:-1 2 3}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +23,8 @@ for wave in $waves; do
        arm stem-label-negatives --arch clip-world-stem --label-loss 1 --hard-negatives 3 & ;;
     3) arm patch-label-negatives --arch clip-world-tiny --label-loss 1 --hard-negatives 3 &
        arm stem-negatives --arch clip-world-stem --hard-negatives 3 & ;;
+    4) arm stem-label-negatives --arch clip-world-stem --label-loss 1 --hard-negatives 3 &
+       arm stem-label-negatives-words --arch clip-world-stem --label-loss 1 --hard-negatives 3 --word-loss 1 & ;;
   esac
   wait
 done

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 CLIP = "clip-world.safetensors"
 UNSEEN_WORLD = "world-seed1"  # a world the models never saw: the default model's check
 # The world CLIP's recipe (docs/world.md): conv stem, caption loss with hard negatives, and the
-# multi-positive sigmoid loss over the 48 seen label prompts; the step count is the driver's --pretrain-steps.
-PRETRAIN_ARGS = ("--arch", "clip-world-stem", "--label-loss", "1", "--hard-negatives", "3", "--precision", "bf16",
-                 "--threads", "2", "--seed", "0")
+# multi-positive sigmoid losses over the 48 seen label prompts and over their 16 words; the step count
+# is the driver's --pretrain-steps.
+PRETRAIN_ARGS = ("--arch", "clip-world-stem", "--label-loss", "1", "--word-loss", "1", "--hard-negatives", "3",
+                 "--precision", "bf16", "--threads", "2", "--seed", "0")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sigrl.model.backbone import build_clip, encode_image_features, resolve_arch
 from sigrl.model.conv_stem import ConvStem
 from sigrl.config import load_config
 from sigrl.model.factory import create_model
-from sigrl.train.pretrain_data import training_labels
+from sigrl.train.pretrain_data import label_words, training_labels
 from sigrl.train.pretrain_losses import LabelSigmoidLoss, caption_loss
 
 
@@ -42,6 +42,20 @@ def test_training_labels_exclude_labels_that_never_occur_as_positives() -> None:
     assert labels == tuple(sorted({seen[0], seen[5], seen[9]}))
     assert not set(labels) & set(unseen_labels())  # unseen columns never become prompts or targets
     assert targets.tolist() == [[int(lab in p) for lab in labels] for p in pairs.positives]
+
+
+def test_word_targets_split_training_labels_and_never_name_an_unseen_label() -> None:
+    labels = ("blue star", "red circle", "red star")
+    targets = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 0]], dtype=torch.uint8)  # [N=3, L=3]
+    words, word_targets = label_words(labels, targets)
+    assert words == ("blue", "circle", "red", "star")
+    # image 0: blue + star; image 1: red + circle + star (the word "red" once, from two labels); image 2: none
+    assert word_targets.tolist() == [[1, 0, 0, 1], [0, 1, 1, 1], [0, 0, 0, 0]]
+    # words are parts of training labels only: no unseen label is ever one of them
+    seen = seen_labels()
+    all_words, _ = label_words(seen, torch.ones(1, len(seen), dtype=torch.uint8))
+    assert not set(all_words) & set(unseen_labels())
+    assert all(" " not in w for w in all_words)
 
 
 def _scenes(n: int, seed: int) -> list[list]:

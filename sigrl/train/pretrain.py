@@ -109,16 +109,17 @@ def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, ge
         img = clip.encode_image(normalise(batch, preprocess))  # [B, D]
         txt = clip.encode_text(torch.cat(texts))  # [B (+B) (+L), D]
     img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
-    b = len(idx)
-    negatives = txt[b:2 * b] if data.negative_tokens is not None else None
+    parts = iter(txt.split([len(t) for t in texts]))  # back into the groups of `texts`, in order
+    captions = next(parts)
+    negatives = next(parts) if data.negative_tokens is not None else None
+    label_text = next(parts) if label_loss is not None else None
+    word_text = next(parts) if word_loss is not None else None
     has_negative = data.has_negative[idx] if data.has_negative is not None else None
-    losses = {"caption": caption_loss(img, txt[:b], clip.logit_scale.exp(), text, negatives, has_negative)}
-    end = len(txt)
+    losses = {"caption": caption_loss(img, captions, clip.logit_scale.exp(), text, negatives, has_negative)}
     if word_loss is not None:
-        losses["word"] = cfg.word_loss * word_loss(img, txt[end - len(data.word_tokens):end], data.word_targets[idx])
-        end -= len(data.word_tokens)
+        losses["word"] = cfg.word_loss * word_loss(img, word_text, data.word_targets[idx])
     if label_loss is not None:
-        losses["label"] = cfg.label_loss * label_loss(img, txt[end - len(data.label_tokens):end], data.label_targets[idx])
+        losses["label"] = cfg.label_loss * label_loss(img, label_text, data.label_targets[idx])
     return losses
 
 

@@ -64,12 +64,12 @@ def linear_probe(features: np.ndarray, names: list[str]) -> float:
     return float(fit.score(features[half:], names[half:]))
 
 
-def same_colour_ranking(clip, tokenizer, img: torch.Tensor, colours: list[str], shapes: list[str], prompt: str) -> float:
-    hits = []
-    with torch.no_grad():
-        text = {c: label_embeddings(clip, tokenizer, [label_of(c, s) for s in SHAPES], prompt) for c in COLOURS}  # [8, D]
-    for i, (colour, shape) in enumerate(zip(colours, shapes)):
-        hits.append(int(torch.argmax(text[colour] @ img[i])) == SHAPES.index(shape))
+def same_colour_ranking(text: torch.Tensor, labels: list[str], img: torch.Tensor, colours: list[str],
+                        shapes: list[str]) -> float:
+    """Share of scenes whose true shape ranks first among the 8 labels of the object's colour."""
+    rows = {c: [labels.index(label_of(c, s)) for s in SHAPES] for c in COLOURS}  # the 8 prompts of each colour
+    hits = [int(torch.argmax(text[rows[colour]] @ img[i])) == SHAPES.index(shape)
+            for i, (colour, shape) in enumerate(zip(colours, shapes))]
     return float(np.mean(hits))
 
 
@@ -118,7 +118,7 @@ def probe(clip_path: str, data: str, prompt: str = TextConfig().prompt, threads:
         "single_object_scenes": len(single),
         "linear_probe": {"shape": round(linear_probe(single_img.numpy(), shapes), 4),
                          "colour": round(linear_probe(single_img.numpy(), colours), 4), "chance": 1 / len(SHAPES)},
-        "same_colour_shape_top1": round(same_colour_ranking(clip, tokenizer, single_img, colours, shapes, prompt), 4),
+        "same_colour_shape_top1": round(same_colour_ranking(text, labels, single_img, colours, shapes), 4),
         "zero_shot_map": {k: round(zs[f"map_{k}"], 4) for k in ("all", "seen", "unseen") if f"map_{k}" in zs},
         "unseen_prompts": unseen_prompt_neighbours(text, labels, unseen) if unseen else None,
         "linear_oracle_map": linear_oracle(img.numpy(), scores, manifest.targets(), columns) if unseen else None,

@@ -25,6 +25,7 @@ def pretrain(
     label_captions: bool = typer.Option(False, "--label-captions", help="Also caption each image once per positive label with the zero-shot prompt."),
     label_loss: float = typer.Option(0.0, "--label-loss", min=0.0, help="Weight of a multi-positive sigmoid loss over the training labels' prompts (0: off; sigrl manifests)."),
     word_loss: float = typer.Option(0.0, "--word-loss", min=0.0, help="Weight of the same sigmoid loss over the words of the training labels ('red', 'star'; 0: off; sigrl manifests)."),
+    patch_loss: float = typer.Option(0.0, "--patch-loss", min=0.0, help="Weight of the label loss scored on patch tokens, each label the mean of its words' prompts (0: off; sigrl manifests)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (autocast; about twice as fast on CPUs with bf16 units)."),
     hard_negatives: int = typer.Option(0, "--hard-negatives", min=0, help="False captions per image by a shape or colour swap, scored against the image (0: off; world manifests)."),
 ) -> None:
@@ -36,7 +37,8 @@ def pretrain(
     cfg = PretrainConfig(
         arch=arch, minutes=20.0 if minutes is None and steps is None else minutes, steps=steps, seed=seed,
         batch_size=batch_size, lr=lr, threads=threads, eval_manifest=str(eval_manifest) if eval_manifest else None,
-        label_captions=label_captions, label_loss=label_loss, word_loss=word_loss, hard_negatives=hard_negatives,
+        label_captions=label_captions, label_loss=label_loss, word_loss=word_loss, patch_loss=patch_loss,
+        hard_negatives=hard_negatives,
         precision=precision,
     )
     summary = run_pretrain(data, out, cfg)

@@ -4,7 +4,8 @@ The model is `open_clip.model.CLIP` built from an open_clip model-config dict (a
 sigrl/model_configs/clip/ or any open_clip architecture; `conv_stem` adds a convolutional stem), the
 tokenizer open_clip's BPE `SimpleTokenizer`. The loss is a symmetric caption InfoNCE
 (sigrl.train.pretrain_losses: duplicate captions are not negatives, optional hard-negative captions)
-plus, optionally, a multi-positive sigmoid loss over the training labels' prompts. The run is
+plus, optionally, multi-positive sigmoid losses over the training labels' prompts, over their words,
+and over patch tokens against labels composed of their words (the patch loss). The run is
 bounded by a step count and/or wall-clock minutes; the learning rate warms up linearly and then
 follows a cosine over the budget. The result is written only through `save_clip_checkpoint`, so
 `load_clip(None, file)` reads it back.
@@ -27,9 +28,10 @@ from sigrl.config import TextConfig
 from sigrl.data.images import normalise
 from sigrl.data.manifest import load_manifest
 from sigrl.errors import SigrlError
-from sigrl.model.backbone import build_clip, build_tokenizer, default_preprocess, resolve_arch, save_clip_checkpoint
+from sigrl.model.backbone import (build_clip, build_tokenizer, default_preprocess, encode_image_features, resolve_arch,
+                                  save_clip_checkpoint)
 from sigrl.train.pretrain_data import PretrainData, load_pretrain_data
-from sigrl.train.pretrain_losses import LabelSigmoidLoss, caption_loss
+from sigrl.train.pretrain_losses import LabelSigmoidLoss, PatchLabelLoss, caption_loss
 from sigrl.train.zeroshot import zero_shot_report
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class PretrainConfig:
     label_captions: bool = False  # also caption images with `prompt` per positive label (sigrl manifests)
     label_loss: float = 0.0  # weight of the multi-positive sigmoid loss over the training label prompts (0: off)
     word_loss: float = 0.0  # weight of the same sigmoid loss over the words of the training labels (0: off)
+    patch_loss: float = 0.0  # weight of the label loss on patch tokens, labels composed of their words (0: off)
     hard_negatives: int = 0  # false captions made per image by a shape or colour swap (0: off)
     precision: str = "fp32"  # "bf16": autocast the towers (losses stay fp32)
 
@@ -90,37 +93,54 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _batch_step(clip: torch.nn.Module, data: PretrainData, idx: torch.Tensor, gen: torch.Generator,
-                preprocess: Any, label_loss: LabelSigmoidLoss | None, word_loss: LabelSigmoidLoss | None,
-                cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """The losses of one batch: the caption loss, plus the label and word losses when asked for."""
+                preprocess: Any, extra: Mapping[str, LabelSigmoidLoss], cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """The losses of one batch: the caption loss, plus the label, word and patch losses in `extra`."""
     batch = data.images[idx]  # [B, 3, S, S]
     flip = torch.rand(len(idx), generator=gen) < 0.5  # colour and shape survive a mirror
     batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
     text = data.tokens[idx, torch.randint(data.tokens.shape[1], (len(idx),), generator=gen)]  # [B, C]
-    # One text-tower call for captions, false captions and label prompts alike.
-    texts = [text]
+    # One text-tower call for captions, false captions, label prompts and word prompts alike.
+    texts = {"caption": text}
     if data.negative_tokens is not None:
-        texts.append(data.negative_tokens[idx, torch.randint(data.negative_tokens.shape[1], (len(idx),), generator=gen)])
-    if label_loss is not None:
-        texts.append(data.label_tokens)
-    if word_loss is not None:
-        texts.append(data.word_tokens)
+        texts["negative"] = data.negative_tokens[idx, torch.randint(data.negative_tokens.shape[1], (len(idx),),
+                                                                   generator=gen)]
+    if "label" in extra:
+        texts["label"] = data.label_tokens
+    if "word" in extra or "patch" in extra:
+        texts["word"] = data.word_tokens
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        img = clip.encode_image(normalise(batch, preprocess))  # [B, D]
-        txt = clip.encode_text(torch.cat(texts))  # [B (+B) (+L), D]
+        if "patch" in extra:  # the same pass, keeping the projected patch tokens
+            img, patches = encode_image_features(clip.visual, normalise(batch, preprocess))  # [B, D], [B, P, D]
+        else:
+            img, patches = clip.encode_image(normalise(batch, preprocess)), None  # [B, D]
+        txt = clip.encode_text(torch.cat(list(texts.values())))  # [sum of the groups, D]
     img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
-    parts = iter(txt.split([len(t) for t in texts]))  # back into the groups of `texts`, in order
-    captions = next(parts)
-    negatives = next(parts) if data.negative_tokens is not None else None
-    label_text = next(parts) if label_loss is not None else None
-    word_text = next(parts) if word_loss is not None else None
+    emb = dict(zip(texts, txt.split([len(t) for t in texts.values()])))
     has_negative = data.has_negative[idx] if data.has_negative is not None else None
-    losses = {"caption": caption_loss(img, captions, clip.logit_scale.exp(), text, negatives, has_negative)}
-    if word_loss is not None:
-        losses["word"] = cfg.word_loss * word_loss(img, word_text, data.word_targets[idx])
-    if label_loss is not None:
-        losses["label"] = cfg.label_loss * label_loss(img, label_text, data.label_targets[idx])
+    losses = {"caption": caption_loss(img, emb["caption"], clip.logit_scale.exp(), text, emb.get("negative"),
+                                      has_negative)}
+    if "word" in extra:
+        losses["word"] = cfg.word_loss * extra["word"](img, emb["word"], data.word_targets[idx])
+    if "label" in extra:
+        losses["label"] = cfg.label_loss * extra["label"](img, emb["label"], data.label_targets[idx])
+    if "patch" in extra:
+        patches = F.normalize(patches.float(), dim=-1)
+        losses["patch"] = cfg.patch_loss * extra["patch"](patches, emb["word"], data.label_word_mix,
+                                                          data.label_targets[idx])
     return losses
+
+
+def _extra_losses(cfg: PretrainConfig, train: PretrainData) -> dict[str, LabelSigmoidLoss]:
+    """The sigmoid losses asked for, each with its own temperature and a bias at its targets' prior."""
+    prior = lambda targets: float(targets.float().mean())  # noqa: E731
+    out: dict[str, LabelSigmoidLoss] = {}
+    if cfg.label_loss > 0:
+        out["label"] = LabelSigmoidLoss(prior=prior(train.label_targets))
+    if cfg.word_loss > 0:
+        out["word"] = LabelSigmoidLoss(prior=prior(train.word_targets))
+    if cfg.patch_loss > 0:
+        out["patch"] = PatchLabelLoss(prior=prior(train.label_targets))
+    return out
 
 
 def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -> dict[str, Any]:
@@ -135,15 +155,13 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
     train = load_pretrain_data(data, preprocess, tokenizer, threads=torch.get_num_threads(),
                                label_prompt=cfg.prompt if cfg.label_captions else None, prompt=cfg.prompt,
                                label_loss=cfg.label_loss > 0, negatives=cfg.hard_negatives, seed=cfg.seed,
-                               word_loss=cfg.word_loss > 0)
+                               word_loss=cfg.word_loss > 0, patch_loss=cfg.patch_loss > 0)
     if len(train) < cfg.batch_size:
         raise SigrlError(f"only {len(train)} image-caption pairs for a batch of {cfg.batch_size}; lower --batch-size")
-    label_loss = LabelSigmoidLoss(prior=float(train.label_targets.float().mean())) if cfg.label_loss > 0 else None
-    word_loss = (LabelSigmoidLoss(prior=float(train.word_targets.float().mean())) if cfg.word_loss > 0 else None)
+    extra = _extra_losses(cfg, train)
     groups = _param_groups(clip, cfg.weight_decay)
-    for extra in (label_loss, word_loss):
-        if extra is not None:
-            groups[1]["params"] += list(extra.parameters())
+    for loss_module in extra.values():
+        groups[1]["params"] += list(loss_module.parameters())
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     gen = torch.Generator().manual_seed(cfg.seed)
     order, cursor = torch.randperm(len(train), generator=gen), 0
@@ -157,7 +175,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, cfg: PretrainConfig) -
         cursor += cfg.batch_size
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, _progress(cfg, step, time.perf_counter() - start))
-        parts = _batch_step(clip, train, idx, gen, preprocess, label_loss, word_loss, cfg)
+        parts = _batch_step(clip, train, idx, gen, preprocess, extra, cfg)
         loss = sum(parts.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,6 +211,8 @@ def _summary(cfg: PretrainConfig, data: Sequence[str | Path], train: PretrainDat
         recipe.append(f"label sigmoid loss x{cfg.label_loss} over {len(train.labels)} training labels")
     if cfg.word_loss:
         recipe.append(f"word sigmoid loss x{cfg.word_loss} over the {len(train.words)} words of those labels")
+    if cfg.patch_loss:
+        recipe.append(f"patch label loss x{cfg.patch_loss} (best patch against each label's mean word prompt)")
     return {
         "recipe": " + ".join(recipe),
         "config": {k: (v if not isinstance(v, Mapping) else dict(v)) for k, v in asdict(cfg).items()},

@@ -38,6 +38,7 @@ class PretrainData:
     words: tuple[str, ...] = ()  # the distinct words of the training labels (word loss)
     word_tokens: torch.Tensor | None = None  # [W, C] prompt of each word
     word_targets: torch.Tensor | None = None  # uint8 [N, W] 0/1: a positive label of the image has the word
+    label_word_mix: torch.Tensor | None = None  # [L, W]: each training label as the mean of its words (patch loss)
     negative_tokens: torch.Tensor | None = None  # [N, K', C] false captions
     has_negative: torch.Tensor | None = None  # bool [N]: the image has at least one false caption
 
@@ -66,16 +67,26 @@ def training_labels(pairs: CaptionSet) -> tuple[tuple[str, ...], torch.Tensor]:
     return labels, targets
 
 
+def word_mix(labels: Sequence[str], words: Sequence[str]) -> torch.Tensor:
+    """[L, W]: row i averages the words of labels[i] ("red star" -> 1/2 "red" + 1/2 "star"), so
+    `word_mix @ word_embeddings` composes a label from its words without ever encoding the label."""
+    column = {w: j for j, w in enumerate(words)}
+    mix = torch.zeros(len(labels), len(words))
+    for i, lab in enumerate(labels):
+        parts = lab.split()
+        missing = [w for w in parts if w not in column]
+        if missing:
+            raise SigrlError(f"label {lab!r} has words {missing} that no training label has")
+        mix[i, [column[w] for w in parts]] = 1.0 / len(parts)
+    return mix
+
+
 def label_words(labels: Sequence[str], targets: torch.Tensor) -> tuple[tuple[str, ...], torch.Tensor]:
     """The distinct words of `labels`, sorted, and the 0/1 targets [N, W]: an image has a word when
     one of its positive labels does ("red star" -> "red", "star"). Only training labels are split, so
     every word is one the training data shows; an unseen label is at most a new pairing of them."""
     words = tuple(sorted({w for lab in labels for w in lab.split()}))
-    column = {w: j for j, w in enumerate(words)}
-    has = torch.zeros(len(labels), len(words))  # [L, W]
-    for i, lab in enumerate(labels):
-        has[i, [column[w] for w in lab.split()]] = 1
-    return words, ((targets.float() @ has) > 0).to(torch.uint8)
+    return words, ((targets.float() @ word_mix(labels, words)) > 0).to(torch.uint8)
 
 
 def hard_negatives(pairs: CaptionSet, allowed: Sequence[str], count: int, seed: int) -> list[tuple[str, ...]]:
@@ -91,7 +102,7 @@ def hard_negatives(pairs: CaptionSet, allowed: Sequence[str], count: int, seed: 
 
 def load_pretrain_data(data: Sequence[str | Path], preprocess: PreprocessConfig, tokenizer: Any, *, threads: int,
                        label_prompt: str | None, prompt: str, label_loss: bool, negatives: int,
-                       seed: int, word_loss: bool = False) -> PretrainData:
+                       seed: int, word_loss: bool = False, patch_loss: bool = False) -> PretrainData:
     pairs = load_captions(data, label_prompt)
     need = len(pairs) * 3 * preprocess.image_size ** 2
     if need > MAX_CACHE_BYTES:
@@ -103,14 +114,17 @@ def load_pretrain_data(data: Sequence[str | Path], preprocess: PreprocessConfig,
     images = load_images(pairs.image_paths, preprocess, threads=threads)  # [N, 3, S, S] uint8
     log.info("decoded %d images in %.1f s", len(images), time.perf_counter() - start)
     out = PretrainData(images, tokenize_all(tokenizer, pairs.captions))
-    if label_loss or negatives or word_loss:
+    if label_loss or negatives or word_loss or patch_loss:
         out.labels, targets = training_labels(pairs)
+        if label_loss or patch_loss:
+            out.label_targets = targets
         if label_loss:
             out.label_tokens = tokenizer([prompt.format(label=lab) for lab in out.labels])
-            out.label_targets = targets
-        if word_loss:
+        if word_loss or patch_loss:
             out.words, out.word_targets = label_words(out.labels, targets)
             out.word_tokens = tokenizer([prompt.format(label=w) for w in out.words])
+        if patch_loss:
+            out.label_word_mix = word_mix(out.labels, out.words)
     if negatives:
         false = hard_negatives(pairs, out.labels, negatives, seed)
         out.has_negative = torch.tensor([bool(f) for f in false])

@@ -1,4 +1,4 @@
-"""The losses of CLIP pretraining: the caption loss (with hard negatives) and the label sigmoid loss."""
+"""The losses of CLIP pretraining: the caption loss (with hard negatives), the label sigmoid loss and its patch form."""
 
 from __future__ import annotations
 
@@ -51,5 +51,25 @@ class LabelSigmoidLoss(nn.Module):
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.log_t.exp() * image @ labels.T + self.bias  # [B, L]
+        bce = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
+        return bce.sum(-1).mean()
+
+
+class PatchLabelLoss(LabelSigmoidLoss):
+    """The label sigmoid loss scored where the object is: on patch tokens, with labels composed of words.
+
+    A label's vector is the mean of its words' prompt embeddings ("red star" = ("red" + "star") / 2,
+    `word_mix` [L, W]), and an image's logit for it is the best patch's cosine with that vector:
+    logits [B, L] = exp(t) * max_p (patches[b, p] . mix @ words) + b. The loss is high unless one
+    patch is both red and a star, so colour and shape are bound by place, not by a memorised string;
+    an unseen pairing of two known words is scored the same way at test time
+    (`sigrl.train.zeroshot`, "patch words"), with no text the training never saw.
+    """
+
+    def forward(self, patches: torch.Tensor, words: torch.Tensor, word_mix: torch.Tensor,  # type: ignore[override]
+                targets: torch.Tensor) -> torch.Tensor:
+        labels = word_mix @ words  # [L, D], not unit length: the mean of two unit vectors
+        best = torch.einsum("bpd,ld->blp", patches, labels).amax(-1)  # [B, L]
+        logits = self.log_t.exp() * best + self.bias
         bce = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
         return bce.sum(-1).mean()

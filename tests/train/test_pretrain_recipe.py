@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -17,9 +18,10 @@ from sigrl.data.world_vocab import seen_labels, unseen_labels
 from sigrl.model.backbone import build_clip, encode_image_features, resolve_arch
 from sigrl.model.conv_stem import ConvStem
 from sigrl.config import load_config
+from sigrl.errors import SigrlError
 from sigrl.model.factory import create_model
-from sigrl.train.pretrain_data import label_words, training_labels
-from sigrl.train.pretrain_losses import LabelSigmoidLoss, caption_loss
+from sigrl.train.pretrain_data import label_words, training_labels, word_mix
+from sigrl.train.pretrain_losses import LabelSigmoidLoss, PatchLabelLoss, caption_loss
 
 
 def test_label_sigmoid_loss_on_a_toy_batch() -> None:
@@ -56,6 +58,28 @@ def test_word_targets_split_training_labels_and_never_name_an_unseen_label() -> 
     all_words, _ = label_words(seen, torch.ones(1, len(seen), dtype=torch.uint8))
     assert not set(all_words) & set(unseen_labels())
     assert all(" " not in w for w in all_words)
+
+
+def test_patch_label_loss_binds_words_by_place() -> None:
+    # words: red, blue, star, cross as the 4 axes; training labels "red star" and "blue cross"
+    words = torch.eye(4)  # [W, D]
+    mix = word_mix(("red star", "blue cross"), ("red", "blue", "star", "cross"))
+    assert mix.tolist() == [[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5]]
+    unit = lambda v: F.normalize(torch.tensor(v, dtype=torch.float), dim=-1)  # noqa: E731
+    # image 0 has a red star and a blue cross, each on its own patch; image 1 the swapped pairing
+    bound = torch.stack([unit([1, 0, 1, 0]), unit([0, 1, 0, 1])])  # [P=2, D]
+    swapped = torch.stack([unit([1, 0, 0, 1]), unit([0, 1, 1, 0])])
+    loss = PatchLabelLoss(prior=0.5)
+    both = torch.tensor([[1, 1]])
+    # the same words are present in both images, so only placement tells them apart
+    assert loss(bound[None], words, mix, both) < loss(swapped[None], words, mix, both)
+    # and the logit is the best patch's, times the temperature, plus the bias
+    logits = 10.0 * torch.tensor([[1 / math.sqrt(2), 1 / math.sqrt(2)]])
+    expect = F.binary_cross_entropy_with_logits(logits, both.float(), reduction="none").sum(-1).mean()
+    assert torch.allclose(loss(bound[None], words, mix, both), expect, atol=1e-5)
+    # a label with a word no training label has cannot be composed
+    with pytest.raises(SigrlError, match="green"):
+        word_mix(("green star",), ("red", "star"))
 
 
 def _scenes(n: int, seed: int) -> list[list]:

@@ -6,8 +6,9 @@ On the single-object scenes of a world manifest (one object, so colour and shape
   1/8) and its colour (chance 1/8);
 - same-colour ranking: the CLIP's own text side scores the 8 labels of the object's colour with the
   zero-shot prompt; top-1 is the share of scenes whose true shape ranks first (chance 1/8).
-Also the zero-shot label mAP over the manifest (all, seen, unseen), and two figures that say where
-unseen labels are lost:
+Also the zero-shot label mAP over the manifest (all, seen, unseen), by prompts and by patch words
+(sigrl.train.zeroshot: labels composed from their words, scored on the best patch), and two figures
+that say where unseen labels are lost:
 - unseen prompts: the seen label whose prompt embedding is nearest each unseen label's (cosine), and
   how often it shares the colour -- "red star" landing on "red cross" means the text side names
   the colour and guesses the shape;
@@ -37,7 +38,8 @@ from sigrl.data.manifest import Manifest, load_manifest
 from sigrl.data.world_vocab import COLOURS, SHAPES, label_of
 from sigrl.metrics import mean_average_precision
 from sigrl.model.backbone import CLIP_FORMAT, build_tokenizer, load_clip
-from sigrl.train.zeroshot import evaluate_scores, image_embeddings, label_embeddings
+from sigrl.train.zeroshot import (evaluate_scores, image_features, label_embeddings, patch_word_scores,
+                                  word_label_embeddings)
 
 
 def open_clip_of(path: str) -> tuple[torch.nn.Module, dict, object]:
@@ -106,10 +108,13 @@ def probe(clip_path: str, data: str, prompt: str = TextConfig().prompt, threads:
     tokenizer = build_tokenizer(arch)
     manifest = load_manifest(data)
     labels, unseen = list(manifest.labels), set(manifest.unseen)
-    img = image_embeddings(clip, load_images(manifest.image_paths(), preprocess, threads=threads), preprocess)  # [N, D]
+    images = load_images(manifest.image_paths(), preprocess, threads=threads)
+    img, patches = image_features(clip, images, preprocess)  # [N, D], [N, P, D]
     text = label_embeddings(clip, tokenizer, labels, prompt)  # [L, D]
     scores = (img @ text.T).numpy()  # [N, L]
     zs = evaluate_scores(scores, manifest)
+    words = evaluate_scores(patch_word_scores(patches, word_label_embeddings(clip, tokenizer, labels, prompt)).numpy(),
+                            manifest)
     single, colours, shapes = single_object_scenes(manifest)
     single_img = img[single]  # [n, D]
     columns = {"seen": [j for j, lab in enumerate(labels) if lab not in unseen],
@@ -120,6 +125,8 @@ def probe(clip_path: str, data: str, prompt: str = TextConfig().prompt, threads:
                          "colour": round(linear_probe(single_img.numpy(), colours), 4), "chance": 1 / len(SHAPES)},
         "same_colour_shape_top1": round(same_colour_ranking(text, labels, single_img, colours, shapes), 4),
         "zero_shot_map": {k: round(zs[f"map_{k}"], 4) for k in ("all", "seen", "unseen") if f"map_{k}" in zs},
+        "zero_shot_map_patch_words": {k: round(words[f"map_{k}"], 4) for k in ("all", "seen", "unseen")
+                                      if f"map_{k}" in words},
         "unseen_prompts": unseen_prompt_neighbours(text, labels, unseen) if unseen else None,
         "linear_oracle_map": linear_oracle(img.numpy(), scores, manifest.targets(), columns) if unseen else None,
     }

@@ -47,6 +47,32 @@ def test_pretrain_learns_and_the_checkpoint_loads_back(world: Path, tmp_path: Pa
     assert report["map_all"] == pytest.approx(zs["map_all"], abs=1e-6)  # same weights after the round trip
 
 
+def test_patch_loss_runs_in_the_recipe_and_the_report_scores_patch_words(world: Path, tmp_path: Path) -> None:
+    cfg = PretrainConfig(arch=TINY_ARCH, minutes=None, steps=4, batch_size=8, warmup_steps=1, log_every=2,
+                         label_loss=1.0, word_loss=1.0, patch_loss=1.0, eval_manifest=str(world / "test.jsonl"),
+                         threads=1)
+    summary = pretrain([world / "train.jsonl"], tmp_path / "clip.safetensors", cfg)
+    assert set(summary["loss_parts_last"]) == {"caption", "label", "word", "patch", "total"}
+    assert "patch label loss" in summary["recipe"]
+    words = summary["zero_shot"]["patch_words"]
+    assert words["images"] == 6 and 0.0 <= words["map_all"] <= 1.0
+
+
+def test_patch_word_scores_take_the_best_patch_of_the_composed_label() -> None:
+    import torch
+
+    from sigrl.train.zeroshot import patch_word_scores
+
+    # words red, star, cross as axes; labels "red star" and "red cross" composed as word means
+    composed = torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])  # [L=2, D=3]
+    patches = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],  # a red patch and a cross patch apart
+                            [[0.6, 0.0, 0.8], [0.0, 1.0, 0.0]]])  # a red cross together, a star apart
+    scores = patch_word_scores(patches, composed, batch_size=1)
+    assert torch.allclose(scores, torch.tensor([[0.5, 0.5], [0.5, 0.7]]))
+    # the bound red cross outranks the unbound one; "red star" ties, its words never meet on a patch
+    assert scores[1, 1] > scores[0, 1] and scores[1, 0] == scores[0, 0]
+
+
 def test_pretrain_refuses_a_batch_larger_than_the_data(world: Path, tmp_path: Path) -> None:
     cfg = PretrainConfig(arch=TINY_ARCH, minutes=None, steps=1, batch_size=64)
     with pytest.raises(SigrlError, match="lower --batch-size"):

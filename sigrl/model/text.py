@@ -1,4 +1,4 @@
-"""Label embeddings H [N, D]: the frozen CLIP text encoder on one prompt per label."""
+"""Label embeddings H [N, D]: the frozen CLIP text encoder on one prompt per label (or per word)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,20 @@ def make_prompts(labels: Sequence[str], template: str) -> list[str]:
     if not labels:
         raise SigrlError("the label set is empty")
     return [template.format(label=label) for label in labels]
+
+
+def word_mix(labels: Sequence[str], words: Sequence[str]) -> torch.Tensor:
+    """[L, W]: row i averages the words of labels[i] ("red star" -> 1/2 "red" + 1/2 "star"), so
+    `word_mix @ word_embeddings` composes a label from its words without ever encoding the label."""
+    column = {w: j for j, w in enumerate(words)}
+    mix = torch.zeros(len(labels), len(words))
+    for i, lab in enumerate(labels):
+        parts = lab.split()
+        missing = [w for w in parts if w not in column]
+        if missing:
+            raise SigrlError(f"label {lab!r} has words {missing} outside the word list (the words of the training labels)")
+        mix[i, [column[w] for w in parts]] = 1.0 / len(parts)
+    return mix
 
 
 def _can_trim(clip: open_clip.CLIP) -> bool:

@@ -21,6 +21,7 @@ from sigrl.data.captions import CaptionSet, load_captions
 from sigrl.data.hard_negatives import negative_captions, objects_from_meta
 from sigrl.data.images import load_images
 from sigrl.errors import SigrlError
+from sigrl.model.text import word_mix
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +66,6 @@ def training_labels(pairs: CaptionSet) -> tuple[tuple[str, ...], torch.Tensor]:
     for i, pos in enumerate(pairs.positives):
         targets[i, [column[lab] for lab in pos]] = 1
     return labels, targets
-
-
-def word_mix(labels: Sequence[str], words: Sequence[str]) -> torch.Tensor:
-    """[L, W]: row i averages the words of labels[i] ("red star" -> 1/2 "red" + 1/2 "star"), so
-    `word_mix @ word_embeddings` composes a label from its words without ever encoding the label."""
-    column = {w: j for j, w in enumerate(words)}
-    mix = torch.zeros(len(labels), len(words))
-    for i, lab in enumerate(labels):
-        parts = lab.split()
-        missing = [w for w in parts if w not in column]
-        if missing:
-            raise SigrlError(f"label {lab!r} has words {missing} that no training label has")
-        mix[i, [column[w] for w in parts]] = 1.0 / len(parts)
-    return mix
 
 
 def label_words(labels: Sequence[str], targets: torch.Tensor) -> tuple[tuple[str, ...], torch.Tensor]:

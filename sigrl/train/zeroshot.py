@@ -1,4 +1,9 @@
-"""Plain zero-shot scoring of a CLIP on a manifest: cosine of image and prompt embeddings.
+"""Zero-shot scoring of a CLIP on a manifest, two ways:
+- prompts (plain CLIP): cosine of the global image embedding and each label's prompt embedding;
+- patch words: each label composed as the mean of its words' prompt embeddings ("red star" from
+  "red" and "star"), scored by the best patch token's cosine with it. An unseen pairing of known
+  words is never encoded as a string, and colour and shape must meet on one patch (the form the
+  pretraining's patch loss trains).
 
 Reports single-object top-1 over all labels (images with exactly one positive), multi-label mAP
 over the seen and over the unseen label columns, and the chance level of each figure: 1/L for
@@ -18,6 +23,8 @@ from sigrl.config import PreprocessConfig, TextConfig
 from sigrl.data.images import load_images, normalise
 from sigrl.data.manifest import Manifest
 from sigrl.metrics import mean_average_precision
+from sigrl.model.backbone import encode_image_features
+from sigrl.model.text import word_mix
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,32 @@ def image_embeddings(clip: open_clip.CLIP, images: torch.Tensor, preprocess: Pre
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(out) if out else torch.empty(0, clip.text_projection.shape[1])
+
+
+@torch.no_grad()
+def word_label_embeddings(clip: open_clip.CLIP, tokenizer: Callable[[list[str]], torch.Tensor],
+                          labels: Sequence[str], prompt: str) -> torch.Tensor:
+    """[L, D]: each label the mean of its words' L2-normalised prompt embeddings (not unit length)."""
+    words = sorted({w for lab in labels for w in lab.split()})
+    return word_mix(labels, words) @ label_embeddings(clip, tokenizer, words, prompt)
+
+
+@torch.no_grad()
+def image_features(clip: open_clip.CLIP, images: torch.Tensor, preprocess: PreprocessConfig,
+                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised global [N, D] and patch [N, P, D] embeddings from uint8 images [N, 3, S, S]."""
+    glob, patches = [], []
+    for i in range(0, len(images), batch_size):
+        g, f = encode_image_features(clip.visual, normalise(images[i:i + batch_size], preprocess))
+        glob.append(torch.nn.functional.normalize(g, dim=-1))
+        patches.append(torch.nn.functional.normalize(f, dim=-1))
+    return torch.cat(glob), torch.cat(patches)
+
+
+def patch_word_scores(patches: torch.Tensor, composed: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """[N, L]: the best patch's dot product with each composed label, patches [N, P, D], composed [L, D]."""
+    return torch.cat([torch.einsum("npd,ld->nlp", patches[i:i + batch_size], composed).amax(-1)
+                      for i in range(0, len(patches), batch_size)])
 
 
 def _chance_map(targets: np.ndarray) -> float:
@@ -84,12 +117,13 @@ def evaluate_scores(scores: np.ndarray, manifest: Manifest) -> dict[str, Any]:
 def zero_shot_report(clip: open_clip.CLIP, tokenizer: Callable[[list[str]], torch.Tensor],
                      preprocess: PreprocessConfig, manifest: Manifest,
                      prompt: str = TextConfig().prompt, threads: int = 2) -> dict[str, Any]:
-    """Score every image of `manifest` against every label prompt and summarise."""
+    """Score every image of `manifest` against every label, by prompts and by patch words, and summarise."""
     clip.eval()
     images = load_images(manifest.image_paths(), preprocess, threads=threads)  # [N, 3, S, S]
-    img = image_embeddings(clip, images, preprocess)  # [N, D]
+    img, patches = image_features(clip, images, preprocess)  # [N, D], [N, P, D]
     txt = label_embeddings(clip, tokenizer, manifest.labels, prompt)  # [L, D]
-    scores = (img @ txt.T).numpy()  # [N, L]
-    report = evaluate_scores(scores, manifest)
+    report = evaluate_scores((img @ txt.T).numpy(), manifest)
     report["prompt"] = prompt
+    composed = word_label_embeddings(clip, tokenizer, manifest.labels, prompt)
+    report["patch_words"] = evaluate_scores(patch_word_scores(patches, composed).numpy(), manifest)
     return report

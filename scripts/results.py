@@ -232,7 +232,7 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--jobs", dest="jobs_run", type=lambda s: s.split(","), default=[j.name for j in JOBS],
                    help="Which trainings to run (default: all but the diagnostic ov-sigrl-long).")
-    p.add_argument("--pretrain-steps", type=int, default=2950, help="Steps of batch 128 for the world CLIP.")
+    p.add_argument("--pretrain-steps", type=int, default=2650, help="Steps of batch 128 for the world CLIP.")
     p.add_argument("--train-limit", type=int, default=2000)
     p.add_argument("--val-limit", type=int, default=400)
     p.add_argument("--test-limit", type=int, default=2000)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 CLIP = "clip-world.safetensors"
 UNSEEN_WORLD = "world-seed1"  # a world the models never saw: the default model's check
-# The world CLIP's recipe (docs/world.md): conv stem, caption loss with hard negatives, and the
-# multi-positive sigmoid losses over the 48 seen label prompts and over their 16 words; the step count
-# is the driver's --pretrain-steps.
-PRETRAIN_ARGS = ("--arch", "clip-world-stem", "--label-loss", "1", "--word-loss", "1", "--hard-negatives", "3",
-                 "--precision", "bf16", "--threads", "2", "--seed", "0")
+# The world CLIP's recipe (docs/world.md): conv stem, caption loss with hard negatives, the
+# multi-positive sigmoid losses over the 48 seen label prompts and over their 16 words, and the same
+# labels scored on patch tokens as the mean of their words; the step count is the driver's --pretrain-steps.
+PRETRAIN_ARGS = ("--arch", "clip-world-stem", "--label-loss", "1", "--word-loss", "1", "--patch-loss", "1",
+                 "--hard-negatives", "3", "--precision", "bf16", "--threads", "2", "--seed", "0")
 
 
 @dataclass(frozen=True)

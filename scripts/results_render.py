@@ -75,7 +75,20 @@ def _probe_line(ledger: dict) -> list[str]:
     return [f"- Does its image tower see shape (`scripts/shape_probe.py`, {probe['single_object_scenes']} single-object "
             f"test scenes)? A linear probe of the frozen image embedding names the shape {100 * lp['shape']:.1f} % and the "
             f"colour {100 * lp['colour']:.1f} % of the time (chance 12.5 %); ranking the 8 shapes of the object's own "
-            f"colour with the text side puts the true one first {100 * probe['same_colour_shape_top1']:.1f} % of the time."]
+            f"colour with the text side puts the true one first {100 * probe['same_colour_shape_top1']:.1f} % of the time.",
+            *_patch_words_line(probe)]
+
+
+def _patch_words_line(probe: dict) -> list[str]:
+    words, prompts = probe.get("zero_shot_map_patch_words"), probe["zero_shot_map"]
+    if not words:
+        return []
+    ratio = lambda m: m["unseen"] / m["seen"]  # noqa: E731
+    return [f"- Zero-shot by patch words (each label the mean of its words' prompts, scored on the best patch; "
+            f"`sigrl.train.zeroshot`): mAP **{words['all']:.3f}** (seen {words['seen']:.3f} / unseen "
+            f"{words['unseen']:.3f}, {ratio(words):.2f}x), against {prompts['all']:.3f} ({prompts['seen']:.3f} / "
+            f"{prompts['unseen']:.3f}, {ratio(prompts):.2f}x) by label prompts on the global embedding. The heads in the "
+            "tables below score label prompts."]
 
 
 def _unseen_world(ledger: dict, cfg: dict) -> list[str]:

@@ -50,7 +50,11 @@ class LabelSigmoidLoss(nn.Module):
         self.bias = nn.Parameter(torch.tensor(math.log(prior / (1 - prior))))
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self.log_t.exp() * image @ labels.T + self.bias  # [B, L]
+        return self.from_similarity(image @ labels.T, targets)  # [B, L]
+
+    def from_similarity(self, similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss from image-label similarities [B, L], however they were scored."""
+        logits = self.log_t.exp() * similarity + self.bias
         bce = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
         return bce.sum(-1).mean()
 
@@ -69,7 +73,4 @@ class PatchLabelLoss(LabelSigmoidLoss):
     def forward(self, patches: torch.Tensor, words: torch.Tensor, word_mix: torch.Tensor,  # type: ignore[override]
                 targets: torch.Tensor) -> torch.Tensor:
         labels = word_mix @ words  # [L, D], not unit length: the mean of two unit vectors
-        best = torch.einsum("bpd,ld->blp", patches, labels).amax(-1)  # [B, L]
-        logits = self.log_t.exp() * best + self.bias
-        bce = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
-        return bce.sum(-1).mean()
+        return self.from_similarity(torch.einsum("bpd,ld->blp", patches, labels).amax(-1), targets)  # [B, L]

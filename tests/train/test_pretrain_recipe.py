@@ -20,7 +20,8 @@ from sigrl.model.conv_stem import ConvStem
 from sigrl.config import load_config
 from sigrl.errors import SigrlError
 from sigrl.model.factory import create_model
-from sigrl.train.pretrain_data import label_words, training_labels, word_mix
+from sigrl.model.text import word_mix
+from sigrl.train.pretrain_data import label_words, training_labels
 from sigrl.train.pretrain_losses import LabelSigmoidLoss, PatchLabelLoss, caption_loss
 
 

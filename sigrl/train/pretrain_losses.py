@@ -50,11 +50,13 @@ class LabelSigmoidLoss(nn.Module):
         self.bias = nn.Parameter(torch.tensor(math.log(prior / (1 - prior))))
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.from_similarity(image @ labels.T, targets)  # [B, L]
+        # The temperature scales the images before the product: the order the world CLIP was trained
+        # with, so its recorded command reproduces the checkpoint bit for bit.
+        return self.logit_loss(self.log_t.exp() * image @ labels.T + self.bias, targets)  # [B, L]
 
-    def from_similarity(self, similarity: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss from image-label similarities [B, L], however they were scored."""
-        logits = self.log_t.exp() * similarity + self.bias
+    @staticmethod
+    def logit_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of logits [B, L] against 0/1 targets: summed over labels, averaged over images."""
         bce = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
         return bce.sum(-1).mean()
 
@@ -73,4 +75,5 @@ class PatchLabelLoss(LabelSigmoidLoss):
     def forward(self, patches: torch.Tensor, words: torch.Tensor, word_mix: torch.Tensor,  # type: ignore[override]
                 targets: torch.Tensor) -> torch.Tensor:
         labels = word_mix @ words  # [L, D], not unit length: the mean of two unit vectors
-        return self.from_similarity(torch.einsum("bpd,ld->blp", patches, labels).amax(-1), targets)  # [B, L]
+        best = torch.einsum("bpd,ld->blp", patches, labels).amax(-1)  # [B, L]
+        return self.logit_loss(self.log_t.exp() * best + self.bias, targets)

@@ -16,7 +16,7 @@ from sigrl.data.manifest import load_manifest
 def eval_command(
     checkpoint: List[str] = typer.Option(..., "--checkpoint", help="Model checkpoint, CLIP checkpoint, config name or open_clip spec; repeatable."),
     data: Path = typer.Option(..., "--data", help="Test manifest (fully annotated)."),
-    variants: str = typer.Option("clip,mkt,own", "--variants", help="Heads on the same backbone: clip, mkt, own, no-gmc, no-svfr."),
+    variants: str = typer.Option("clip,mkt,own", "--variants", help="Heads on the same backbone: clip, mkt, patch-words (labels as the mean of their words, best patch), own, no-gmc, no-svfr."),
     setting: Optional[str] = typer.Option(None, "--setting", help="ov or spml (default: the checkpoint's)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate the first N images only."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),

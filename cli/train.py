@@ -20,7 +20,8 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="CLIP checkpoint from `sigrl pretrain`, a model config (sigrl-tiny) or open_clip:ARCH:TAG."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation manifest: best checkpoint by mAP over the training labels."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its saved config."),
-    variant: str = typer.Option("sigrl", "--variant", help="Head: sigrl or mkt."),
+    variant: str = typer.Option("sigrl", "--variant", help="Head: sigrl, mkt, clip (global score) or patch (best patch)."),
+    compose: Optional[str] = typer.Option(None, "--compose", help="Label embeddings from prompts or words (each label the mean of its words; heads without GMC and SVFR). Default: the model config's."),
     no_gmc: bool = typer.Option(False, "--no-gmc", help="Ablation: SigRL without GMC."),
     no_svfr: bool = typer.Option(False, "--no-svfr", help="Ablation: SigRL without SVFR."),
     reference_gmc: bool = typer.Option(False, "--reference-gmc", help="GMC without its residual (the reference form; it collapses)."),
@@ -53,7 +54,7 @@ def train(
         raise typer.BadParameter("--data and --init are required unless --resume is given")
     cfg = TrainConfig(
         setting=setting, data=str(data), init=str(init), out=str(out), val=str(val) if val else None,
-        variant=variant, gmc=not no_gmc, gmc_residual=not reference_gmc, svfr=not no_svfr, topk=topk,
+        variant=variant, gmc=not no_gmc, gmc_residual=not reference_gmc, svfr=not no_svfr, topk=topk, compose=compose,
         head_steps=head_steps, head_lr=head_lr, compile=compile_head, margin=margin, rank_scale=rank_scale, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, trainable_blocks=trainable_blocks,
         alpha=alpha, beta=beta, pl_threshold=pl_threshold, pl_temperature=pl_temperature, limit=limit, val_limit=val_limit, seed=seed, device=device, threads=threads, precision=precision,

@@ -134,9 +134,9 @@ def run_all(d: Driver) -> None:
     make_world(d, UNSEEN_WORLD, 1, (0, 0, d.args.test_limit))
     record_existing(d)
     pretrain(d)
-    for key, variants, setting, data in (("clip-ov", "clip,mkt", "ov", "world/test.jsonl"),
+    for key, variants, setting, data in (("clip-ov", "clip,mkt,patch-words", "ov", "world/test.jsonl"),
                                          ("clip-spml", "clip", "spml", "world/test.jsonl"),
-                                         ("clip-ov-unseen-world", "clip,mkt", "ov", f"{UNSEEN_WORLD}/test.jsonl")):
+                                         ("clip-ov-unseen-world", "clip,mkt,patch-words", "ov", f"{UNSEEN_WORLD}/test.jsonl")):
         _eval(d, key, CLIP, variants, setting, data)
     work = [(job, seed) for seed in d.args.seeds for job in JOBS if job.name in d.args.jobs_run]
     work += [(job, d.args.seeds[0]) for job in DIAGNOSTIC_JOBS if job.name in d.args.jobs_run]

@@ -25,6 +25,9 @@ class Job:
 JOBS = [
     Job("ov-mkt", "ov", ("--variant", "mkt")),
     Job("ov-clip", "ov", ("--variant", "clip")),
+    # labels as the mean of their words' prompts, scored by the best patch: the form the world
+    # CLIP's patch loss trains (sigrl.config.TextConfig.compose)
+    Job("ov-patch-words", "ov", ("--variant", "patch", "--compose", "words")),
     Job("ov-sigrl", "ov", ()),
     Job("ov-sigrl-refgmc", "ov", ("--reference-gmc",)),
     Job("ov-no-gmc", "ov", ("--no-gmc",)),
@@ -34,18 +37,20 @@ JOBS = [
     Job("spml-em_pl", "spml", ("--loss", "em_pl")),
 ]
 # Heads without weights of their own: only end-to-end epochs can train them.
-WEIGHTLESS = ("ov-mkt", "ov-clip")
+WEIGHTLESS = ("ov-mkt", "ov-clip", "ov-patch-words")
 # Candidates for the embedded default model (the best validation mAP among them is packed); each
 # is also evaluated on a world of another seed.
-OV_JOBS = ("ov-mkt", "ov-clip", "ov-sigrl", "ov-sigrl-refgmc", "ov-no-gmc", "ov-no-svfr")
+OV_JOBS = ("ov-mkt", "ov-clip", "ov-patch-words", "ov-sigrl", "ov-sigrl-refgmc", "ov-no-gmc", "ov-no-svfr")
 # Run for the first seed only: does SVFR gain from a longer head phase?
 DIAGNOSTIC_JOBS = [Job("ov-sigrl-long", "ov", ("--head-steps", "1500"))]
 # (row, run or None for the initial backbone, variant)
 OV_ROWS = [
     ("CLIP zero-shot (initial backbone)", None, "clip"),
     ("MKT-style head, untrained (initial backbone)", None, "mkt"),
+    ("Patch words, zero-shot (initial backbone)", None, "patch-words"),
     ("MKT-style head, trained", "ov-mkt", "own"),
     ("CLIP head (global score only), trained", "ov-clip", "own"),
+    ("Patch words (best patch, labels from words), trained", "ov-patch-words", "own"),
     ("SigRL, reference GMC", "ov-sigrl-refgmc", "own"),
     ("SigRL (residual GMC, the default)", "ov-sigrl", "own"),
     ("SigRL w/o GMC", "ov-no-gmc", "own"),

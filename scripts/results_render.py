@@ -126,8 +126,8 @@ def render(ledger: dict) -> str:
              *_probe_line(ledger),
              f"- Every training run: a seeded random {cfg['train_limit']} training images; {cfg['head_steps']} "
              f"head-only steps of batch 32 on cached backbone features (head lr 1e-3, 50 warm-up steps, "
-             f"cosine), then {cfg['epochs']} end-to-end epoch(s); the MKT and CLIP heads, which have no weights of "
-             f"their own, train the backbone end to end for {cfg['mkt_epochs']} epoch(s) instead (backbone lr as "
+             f"cosine), then {cfg['epochs']} end-to-end epoch(s); the MKT, CLIP and patch-words heads, which have no "
+             f"weights of their own, train the backbone end to end for {cfg['mkt_epochs']} epoch(s) instead (backbone lr as "
              f"the recipe, warm-up {cfg['warmup_epochs']} epoch). Validation mAP over the seen labels on {cfg['val_limit']} val "
              f"images picks the checkpoint; `--precision {cfg['precision']}`; local score over the top "
              f"{cfg['topk']} of 64 patches. Seeds {', '.join(map(str, ledger['seeds']))} (initialisation, image "

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from sigrl.errors import SigrlError
 
-VARIANTS = ("clip", "mkt", "sigrl")
+VARIANTS = ("clip", "patch", "mkt", "sigrl")
+COMPOSITIONS = ("prompt", "words")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
@@ -52,19 +53,31 @@ class BackboneConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
+    """How a label becomes its embedding H[i].
+
+    compose: "prompt" encodes the label's prompt ("There is a red star in the scene"); "words"
+    encodes one prompt per word and averages the L2-normalised word embeddings ("red star" from
+    "red" and "star"), so a label is never encoded as a string: an unseen pairing of known words
+    gets the same treatment as a seen one (the form the world CLIP's patch loss trains).
+    """
+
     prompt: str = "There is a {label} in the scene"
     batch_size: int = 256  # prompts per text-encoder call
+    compose: str = "prompt"
 
     def __post_init__(self) -> None:
         if "{label}" not in self.prompt:
             raise SigrlError(f"text.prompt must contain '{{label}}', got {self.prompt!r}")
+        if self.compose not in COMPOSITIONS:
+            raise SigrlError(f"text.compose must be one of {COMPOSITIONS}, got {self.compose!r}")
 
 
 @dataclass(frozen=True)
 class HeadConfig:
     """Which scoring head runs on top of the backbone.
 
-    variant: "clip" (global score only), "mkt" (top-k local + global on raw patches), "sigrl" (full).
+    variant: "clip" (global score only), "patch" (the best patch's cosine only), "mkt" (top-k local +
+    global on raw patches), "sigrl" (full).
     gmc / svfr switch the two SigRL modules for ablations; both off is exactly the mkt head.
     gmc_residual: GMC returns H + gate * GAT(H) (gate 0 at initialisation) instead of the
     reference's GAT(H), which collapses every label to one vector (see sigrl.model.gmc).
@@ -109,6 +122,14 @@ class ModelConfig:
     # None: taken from the backbone when the model is created (the resolved config is what
     # checkpoints and exports store).
     preprocess: PreprocessConfig | None = None
+
+    def __post_init__(self) -> None:
+        # The exported text graph runs the label side right after the text encoder, so runtimes
+        # compose words from its outputs; that equals composing before the label side only where
+        # the label side is the identity (no GMC, which mixes labels; no SVFR label constant).
+        if self.text.compose == "words" and (self.head.uses_gmc or self.head.uses_svfr):
+            raise SigrlError("text.compose 'words' needs a head without GMC and SVFR (variant clip, patch or mkt, "
+                             "or sigrl with --no-gmc --no-svfr); set text.compose to 'prompt' or change the head")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

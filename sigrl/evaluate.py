@@ -5,6 +5,8 @@ head are compared on exactly the same image features:
 
 - `clip`: the CLS cosine only (plain CLIP zero-shot), parameter-free;
 - `mkt`: top-k local + global on raw patches, parameter-free;
+- `patch-words`: each label composed of its words' prompts, scored by the best patch (the world
+  CLIP's patch loss; parameter-free);
 - `own`: the checkpoint's head as trained (SigRL or a trained ablation);
 - `no-gmc` / `no-svfr`: the trained SigRL head with one module removed at evaluation time.
 
@@ -35,7 +37,7 @@ from sigrl.model.factory import open_model
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("clip", "mkt", "own", "no-gmc", "no-svfr")
+VARIANTS = ("clip", "mkt", "patch-words", "own", "no-gmc", "no-svfr")
 DEFAULT_VARIANTS = ("clip", "mkt", "own")
 
 
@@ -65,9 +67,12 @@ def variant_model(model: SigRL, variant: str) -> SigRL:
     """The same backbone (shared, not copied) under another head; trained modules are reused."""
     if variant == "own":
         return model
-    head = model.config.head
-    if variant in ("clip", "mkt"):
+    head, text = model.config.head, {}
+    if variant in ("clip", "mkt"):  # the baselines as published: label prompts, whatever the checkpoint composes
         changes: dict[str, Any] = {"variant": variant}
+        text = {"compose": "prompt"}
+    elif variant == "patch-words":
+        changes, text = {"variant": "patch"}, {"compose": "words"}
     elif variant in ("no-gmc", "no-svfr"):
         if not (head.uses_gmc and head.uses_svfr):
             raise SigrlError(f"variant {variant!r} needs a checkpoint with a full SigRL head (this one is "
@@ -75,7 +80,7 @@ def variant_model(model: SigRL, variant: str) -> SigRL:
         changes = {"gmc": variant != "no-gmc", "svfr": variant != "no-svfr"}
     else:
         raise SigrlError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    clone = SigRL(model.config.replace(head=changes), model.clip, model.arch)
+    clone = SigRL(model.config.replace(head=changes, text=text), model.clip, model.arch)
     if clone.gmc is not None:
         clone.gmc = model.gmc
     if clone.svfr is not None:
@@ -92,12 +97,17 @@ def score_variants(
 ) -> dict[str, dict[str, np.ndarray]]:
     """{variant: {label set name: scores [n, N]}} from uint8 images [n, 3, S, S].
 
-    All models must share one backbone; it runs once per batch.
+    All models must share one backbone; it runs once per batch. Label sets are embedded once per
+    way of embedding them (prompts or words).
     """
     base = next(iter(models.values()))
     device = base.pixel_mean.device
-    embedded = {name: base.embed_labels(list(labels)) for name, labels in label_sets.items()}  # H [N, D]
-    sides = {(v, s): m.label_side(embedded[s]) for v, m in models.items() for s in label_sets}
+    embedded: dict[tuple[Any, str], torch.Tensor] = {}  # (TextConfig, set) -> H [N, D]
+    for m in models.values():
+        for name, labels in label_sets.items():
+            if (m.config.text, name) not in embedded:
+                embedded[(m.config.text, name)] = m.embed_labels(list(labels))
+    sides = {(v, s): m.label_side(embedded[(m.config.text, s)]) for v, m in models.items() for s in label_sets}
     out: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in sides}
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device).float()

@@ -1,9 +1,10 @@
 """Local + global scoring.
 
 Image and label features are compared by cosine similarity. The `clip` variant returns it as is
-(plain CLIP zero-shot). The other variants take the mean of the top-k patch similarities (local)
-and the CLS similarity (global), L2-normalise each across the label set and average them, so a
-score depends on the whole label set being scored.
+(plain CLIP zero-shot); the `patch` variant returns the best patch's (top-1 local only). The other
+variants take the mean of the top-k patch similarities (local) and the CLS similarity (global),
+L2-normalise each across the label set and average them, so a score depends on the whole label set
+being scored.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SigRL model: one module for every variant (clip, mkt, sigrl and the ablations).
+"""The SigRL model: one module for every variant (clip, patch, mkt, sigrl and the ablations).
 
 Data flow: images -> (g [B, D], F [B, P, D]) ; labels -> LabelSide (H [N, D], context [N, D]) ;
 both -> scores [B, N]. The label side depends only on the label set, so inference computes it once
@@ -28,7 +28,7 @@ class LabelSide:
 
     embeddings: H [N, D], the text encoder's label embeddings.
     context: the label-side constant of the head [N, D]: W1_g GMC(H) with SVFR on; GMC(H), the
-    embeddings local scores are taken against, with SVFR off; H itself for clip / mkt.
+    embeddings local scores are taken against, with SVFR off; H itself for clip / patch / mkt.
     """
 
     embeddings: torch.Tensor
@@ -78,7 +78,8 @@ class SigRL(nn.Module):
 
     def embed_labels(self, labels: Sequence[str]) -> torch.Tensor:
         """H [N, D] for a label set (frozen text encoder, no gradient)."""
-        return encode_labels(self.clip, self.tokenizer, labels, self.config.text.prompt, self.config.text.batch_size)
+        text = self.config.text
+        return encode_labels(self.clip, self.tokenizer, labels, text.prompt, text.batch_size, text.compose)
 
     def label_side(self, embeddings: torch.Tensor, progress: Callable[[int], None] | None = None) -> LabelSide:
         """The label-side tensors from H; GMC runs over exactly this label set. `progress(rows)`
@@ -101,6 +102,8 @@ class SigRL(nn.Module):
         glob = global_scores(g, h)
         if head.variant == "clip":
             return glob
+        if head.variant == "patch":  # where the object is: the best patch alone
+            return local_scores(feats, h, 1)
         if self.svfr is not None:
             patches, targets = self.svfr(feats, h, labels.context, head.label_chunk), h
         else:  # mkt, or SigRL without SVFR: raw patches against H (or against GMC's Hg)

@@ -8,6 +8,7 @@ import open_clip
 import torch
 from torch import nn
 
+from sigrl import words as words_module
 from sigrl.errors import SigrlError
 
 
@@ -18,17 +19,8 @@ def make_prompts(labels: Sequence[str], template: str) -> list[str]:
 
 
 def word_mix(labels: Sequence[str], words: Sequence[str]) -> torch.Tensor:
-    """[L, W]: row i averages the words of labels[i] ("red star" -> 1/2 "red" + 1/2 "star"), so
-    `word_mix @ word_embeddings` composes a label from its words without ever encoding the label."""
-    column = {w: j for j, w in enumerate(words)}
-    mix = torch.zeros(len(labels), len(words))
-    for i, lab in enumerate(labels):
-        parts = lab.split()
-        missing = [w for w in parts if w not in column]
-        if missing:
-            raise SigrlError(f"label {lab!r} has words {missing} outside the word list (the words of the training labels)")
-        mix[i, [column[w] for w in parts]] = 1.0 / len(parts)
-    return mix
+    """sigrl.words.word_mix as a tensor [L, W]."""
+    return torch.from_numpy(words_module.word_mix(labels, words))
 
 
 def _can_trim(clip: open_clip.CLIP) -> bool:
@@ -62,8 +54,14 @@ def encode_labels(
     labels: Sequence[str],
     template: str,
     batch_size: int = 256,
+    compose: str = "prompt",
 ) -> torch.Tensor:
-    """H [N, D] for the labels, in batches; the text encoder is frozen in every setting."""
+    """H [N, D] for the labels, in batches; the text encoder is frozen in every setting.
+    compose "words": each label the mean of its words' normalised embeddings (TextConfig)."""
+    if compose == "words":
+        words, mix = words_module.split_words(labels)
+        embeddings = encode_labels(clip, tokenizer, words, template, batch_size)  # [W, D]
+        return torch.from_numpy(words_module.compose_words(embeddings.cpu().numpy(), mix)).to(embeddings.device)
     prompts = make_prompts(labels, template)
     device = clip.positional_embedding.device
     chunks = []

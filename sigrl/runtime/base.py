@@ -20,6 +20,7 @@ import numpy as np
 from sigrl.config import PreprocessConfig
 from sigrl.errors import SigrlError
 from sigrl.runtime.label_cache import LabelArrays, LabelCache
+from sigrl.words import compose_words, split_words
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,12 @@ class Runner(ABC):
         device: str,
         preprocess: PreprocessConfig,
         prompt: str,
+        compose: str = "prompt",
         label_cache: LabelCache | None = None,
         head_budget: int = DEFAULT_HEAD_BUDGET,
     ):
         self._name, self._precision, self._device = name, precision, device
-        self._preprocess, self._prompt = preprocess, prompt
+        self._preprocess, self._prompt, self._compose = preprocess, prompt, compose
         self.label_cache = label_cache
         self.head_budget = head_budget
         self.text_runs = 0
@@ -131,6 +133,16 @@ class Runner(ABC):
     def _encode_labels(self, labels: list[str]) -> LabelArrays:
         """Run the text side on the label set (no caching here)."""
 
+    def _text_side(self, labels: list[str]) -> LabelArrays:
+        """The label side of a set: its prompts through the text side, or (the model's compose is
+        "words") its distinct words' prompts, averaged back into labels. The model config allows
+        words only where the label side is the identity, so composing its outputs is exact."""
+        if self._compose == "prompt":
+            return self._encode_labels(labels)
+        words, mix = split_words(labels)
+        side = self._encode_labels(words)  # [W, D]
+        return LabelArrays(embeddings=compose_words(side.embeddings, mix), context=compose_words(side.context, mix))
+
     @abstractmethod
     def _score(self, images: np.ndarray, side: LabelArrays) -> np.ndarray:
         """Scores float32 [b, N] for one batch of at most max_batch(N) images.
@@ -150,7 +162,7 @@ class Runner(ABC):
             side = self.label_cache.get(self.model_hash, key, self.prompt)
         if side is None:
             log.info("%s: encoding %d labels", self.name, len(key))
-            side = self._encode_labels(list(key))
+            side = self._text_side(list(key))
             self.text_runs += 1
             if self.label_cache is not None:
                 self.label_cache.put(self.model_hash, key, self.prompt, side)

@@ -55,6 +55,11 @@ class ExportManifest:
         return str(self.data["prompt"])
 
     @property
+    def compose(self) -> str:
+        """How labels become text: "prompt", or "words" (sigrl.config.TextConfig; older exports: prompt)."""
+        return str(((self.data["model"].get("config") or {}).get("text") or {}).get("compose", "prompt"))
+
+    @property
     def context_length(self) -> int:
         return int(self.data["tokenizer"]["context_length"])
 

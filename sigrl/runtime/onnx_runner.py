@@ -149,6 +149,7 @@ class OnnxRunner(Runner):
             device=device,
             preprocess=manifest.preprocess,
             prompt=manifest.prompt,
+            compose=manifest.compose,
             label_cache=label_cache,
             head_budget=head_budget,
         )

@@ -82,6 +82,7 @@ class TorchRunner(Runner):
             device=device,
             preprocess=model.config.preprocess,
             prompt=model.config.text.prompt,
+            compose=model.config.text.compose,
             label_cache=label_cache,
             head_budget=head_budget,
         )

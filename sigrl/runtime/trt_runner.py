@@ -117,6 +117,7 @@ class TrtRunner(Runner):
             device="cuda",
             preprocess=manifest.preprocess,
             prompt=manifest.prompt,
+            compose=manifest.compose,
             label_cache=label_cache,
             head_budget=head_budget,
         )

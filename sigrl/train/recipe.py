@@ -50,6 +50,7 @@ class TrainConfig:
     gmc_residual: bool = True  # False: the reference GMC (collapses; see sigrl.model.gmc)
     svfr: bool = True
     topk: int | None = None  # None: the model config's
+    compose: str | None = None  # label embeddings from prompts or words (TextConfig); None: the model config's
     # optimisation (None: the setting's reference default)
     optimizer: str | None = None
     lr: float | None = None

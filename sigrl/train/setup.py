@@ -43,7 +43,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     head: dict[str, Any] = {"variant": cfg.variant, "gmc": cfg.gmc, "gmc_residual": cfg.gmc_residual, "svfr": cfg.svfr}
     if cfg.topk is not None:
         head["topk"] = cfg.topk
-    return base.replace(head=head)
+    text = {"compose": cfg.compose} if cfg.compose is not None else {}
+    return base.replace(head=head, text=text)
 
 
 def device_for(cfg: TrainConfig) -> torch.device:

@@ -24,7 +24,7 @@ from sigrl.data.images import load_images, normalise
 from sigrl.data.manifest import Manifest
 from sigrl.metrics import mean_average_precision
 from sigrl.model.backbone import encode_image_features
-from sigrl.model.text import word_mix
+from sigrl.words import compose_words, split_words
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def image_embeddings(clip: open_clip.CLIP, images: torch.Tensor, preprocess: Pre
 def word_label_embeddings(clip: open_clip.CLIP, tokenizer: Callable[[list[str]], torch.Tensor],
                           labels: Sequence[str], prompt: str) -> torch.Tensor:
     """[L, D]: each label the mean of its words' L2-normalised prompt embeddings (not unit length)."""
-    words = sorted({w for lab in labels for w in lab.split()})
-    return word_mix(labels, words) @ label_embeddings(clip, tokenizer, words, prompt)
+    words, mix = split_words(labels)
+    return torch.from_numpy(compose_words(label_embeddings(clip, tokenizer, words, prompt).numpy(), mix))
 
 
 @torch.no_grad()

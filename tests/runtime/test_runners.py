@@ -172,3 +172,27 @@ def test_heads_without_label_context_export_and_run(tmp_path, tiny_model, images
         assert onnx_runner.manifest.image_inputs == graph_inputs
         assert variant != "clip" or graph_inputs == ("images", "embeddings")
         np.testing.assert_allclose(onnx_runner.infer(images, LABELS), torch_runner.infer(images, LABELS), atol=1e-4, rtol=0)
+
+
+def test_word_composed_model_agrees_across_runners(tiny_model, images, tmp_path):
+    """A model whose labels are their words' mean (text.compose "words", best-patch head): the
+    runners compose from the text side's word rows, and agree with the PyTorch model."""
+    import torch
+    from runtime_fixtures import write_export
+
+    from sigrl.model import SigRL
+    from sigrl.runtime.torch_runner import weights_sha256
+
+    model = SigRL(tiny_model.config.replace(head={"variant": "patch"}, text={"compose": "words"}),
+                  tiny_model.clip, tiny_model.arch).eval()
+    export = write_export(model, tmp_path / "words", weights_sha256(model))
+    labels = ["red car", "blue sky", "red sky", "car"]
+    x = model.normalize_uint8(torch.from_numpy(images))
+    expected = model(x, model.encode_labels(labels)).detach().numpy()  # [5, 4]
+    with TorchRunner(model) as torch_runner, OnnxRunner(export) as onnx_runner:
+        assert onnx_runner.manifest.compose == "words"
+        np.testing.assert_allclose(torch_runner.infer(images, labels), expected, atol=1e-5)
+        np.testing.assert_allclose(onnx_runner.infer(images, labels), expected, atol=1e-4)
+        side = onnx_runner.label_side(labels)
+        np.testing.assert_allclose(side.embeddings, model.embed_labels(labels).numpy(), atol=1e-5)
+    assert weights_sha256(model) != weights_sha256(tiny_model)  # the config is in the hash: no cache clash

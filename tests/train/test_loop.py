@@ -136,3 +136,19 @@ def test_compiled_falls_back_to_eager_when_compiling_fails(monkeypatch):
     one = torch.ones(2)
     assert torch.equal(score(one, one), 2 * one) and torch.equal(score(one, one), 2 * one)
     assert len(calls) == 2
+
+
+def test_word_composed_patch_head_trains_and_reloads(tiny_world, tmp_path):
+    """`sigrl train --variant patch --compose words`: a weightless head, so the epoch trains the
+    backbone; the checkpoint keeps the composition, and reloads to the same scores."""
+    from sigrl.model.factory import open_model
+
+    loop.train(_cfg(tiny_world, tmp_path, variant="patch", compose="words", epochs=1, head_steps=50))
+    config = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert config["text"]["compose"] == "words" and config["head"]["variant"] == "patch"
+    model = open_model(tmp_path / "best.safetensors").eval()
+    assert model.config.text.compose == "words"
+    labels = ["red circle", "blue square"]
+    words = model.embed_labels(["red", "circle"])
+    expected = torch.nn.functional.normalize(words, dim=-1).mean(0)
+    assert torch.allclose(model.embed_labels(labels)[0], expected, atol=1e-6)

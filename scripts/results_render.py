@@ -87,8 +87,8 @@ def _patch_words_line(probe: dict) -> list[str]:
     return [f"- Zero-shot by patch words (each label the mean of its words' prompts, scored on the best patch; "
             f"`sigrl.train.zeroshot`): mAP **{words['all']:.3f}** (seen {words['seen']:.3f} / unseen "
             f"{words['unseen']:.3f}, {ratio(words):.2f}x), against {prompts['all']:.3f} ({prompts['seen']:.3f} / "
-            f"{prompts['unseen']:.3f}, {ratio(prompts):.2f}x) by label prompts on the global embedding. The heads in the "
-            "tables below score label prompts."]
+            f"{prompts['unseen']:.3f}, {ratio(prompts):.2f}x) by label prompts on the global embedding. The patch-words rows "
+            "below score labels this way (`--variant patch --compose words`); every other head scores label prompts."]
 
 
 def _unseen_world(ledger: dict, cfg: dict) -> list[str]:

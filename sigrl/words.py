@@ -31,9 +31,9 @@ def word_mix(labels: Sequence[str], words: Sequence[str]) -> np.ndarray:
 
 def split_words(labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """The distinct words of `labels`, sorted, and the mix [L, W] that averages them back into labels."""
-    words = sorted({w for lab in labels for w in lab.split()})
     if not labels:
         raise SigrlError("the label set is empty")
+    words = sorted({w for lab in labels for w in lab.split()})
     return words, word_mix(labels, words)
 
 

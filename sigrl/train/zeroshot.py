@@ -24,7 +24,7 @@ from sigrl.data.images import load_images, normalise
 from sigrl.data.manifest import Manifest
 from sigrl.metrics import mean_average_precision
 from sigrl.model.backbone import encode_image_features
-from sigrl.words import compose_words, split_words
+from sigrl.model.text import encode_labels
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def image_embeddings(clip: open_clip.CLIP, images: torch.Tensor, preprocess: Pre
 @torch.no_grad()
 def word_label_embeddings(clip: open_clip.CLIP, tokenizer: Callable[[list[str]], torch.Tensor],
                           labels: Sequence[str], prompt: str) -> torch.Tensor:
-    """[L, D]: each label the mean of its words' L2-normalised prompt embeddings (not unit length)."""
-    words, mix = split_words(labels)
-    return torch.from_numpy(compose_words(label_embeddings(clip, tokenizer, words, prompt).numpy(), mix))
+    """[L, D]: each label the mean of its words' L2-normalised prompt embeddings (not unit length):
+    the model's own word composition (TextConfig.compose "words")."""
+    return encode_labels(clip, tokenizer, labels, prompt, compose="words")
 
 
 @torch.no_grad()
